@@ -1,0 +1,197 @@
+"""PromoDataModule: a TaskView -> train/val/test PromoBatches.
+
+Splits 70/15/15 (stratified on the view's label, or by time: oldest customers train, newest
+test), fits the Preprocessor on the training rows only, and serves whole batches by fancy
+indexing pre-built tensors (no per-row collate: an epoch over 1M rows costs a few ms of indexing).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from sklearn.model_selection import train_test_split
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+
+from deepromo.data.batch import PromoBatch, validate_batch
+from deepromo.data.preprocess import Preprocessor
+from deepromo.data.spec import FeatureSpec, LabelSpec, TreatmentSpec
+from deepromo.data.tables import DataValidationError
+from deepromo.data.views import TaskView
+
+SPLITS = ("stratified", "time", "random")
+
+
+class TensorDictDataset(Dataset):
+    """Rows of a dict of equally long tensors; ``dataset[list_of_rows]`` returns a whole PromoBatch."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]):
+        lengths = {k: len(v) for k, v in tensors.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"tensors have different lengths: {lengths}")
+        self.tensors = tensors
+        self.n = next(iter(lengths.values())) if lengths else 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index) -> PromoBatch:
+        index = torch.as_tensor(index, dtype=torch.long)
+        return {k: v[index] for k, v in self.tensors.items()}
+
+
+def batch_loader(dataset: TensorDictDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    """A DataLoader that yields whole batches (the sampler hands the dataset lists of rows)."""
+    base = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)) if shuffle else SequentialSampler(dataset)
+    return DataLoader(dataset, sampler=BatchSampler(base, batch_size, drop_last=False), batch_size=None)
+
+
+def split_indices(
+    view: TaskView, split: str = "stratified", val_share: float = 0.15, test_share: float = 0.15, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Row indices of train/val/test. ``time`` orders rows by ``view.time_column`` (oldest -> train)."""
+    n = len(view)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split '{split}'; expected one of {SPLITS}")
+    if not (0 < val_share < 1 and 0 < test_share < 1 and val_share + test_share < 1):
+        raise ValueError(f"val_share={val_share} and test_share={test_share} must be in (0, 1) with a sum < 1")
+    idx = np.arange(n)
+    if split == "time":
+        if view.time_column is None:
+            raise ValueError(f"split='time' needs a time column, and view '{view.name}' has none")
+        order = np.argsort(view.frame[view.time_column].to_numpy(), kind="stable")
+        n_test, n_val = int(round(n * test_share)), int(round(n * val_share))
+        n_train = n - n_val - n_test
+        return {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+    strat = view.frame[view.stratify].to_numpy() if (split == "stratified" and view.stratify) else None
+    try:
+        train, rest = train_test_split(idx, test_size=val_share + test_share, random_state=seed, stratify=strat)
+        strat_rest = strat[rest] if strat is not None else None
+        val, test = train_test_split(
+            rest, test_size=test_share / (val_share + test_share), random_state=seed, stratify=strat_rest
+        )
+    except ValueError as exc:
+        raise DataValidationError(
+            f"cannot make a stratified split of {n} rows on '{view.stratify}': {exc}. "
+            "Use more data or data.split=random"
+        ) from None
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+class PromoDataModule(pl.LightningDataModule):
+    """Serves a TaskView as PromoBatches.
+
+    view: the task view. batch_size: rows per batch. split: "stratified" | "time" | "random".
+    preprocessor: a fitted Preprocessor to reuse (else one is fitted on the training rows).
+    """
+
+    def __init__(
+        self,
+        view: TaskView,
+        batch_size: int = 512,
+        split: str = "stratified",
+        val_share: float = 0.15,
+        test_share: float = 0.15,
+        seed: int = 0,
+        preprocessor: Preprocessor | None = None,
+    ):
+        super().__init__()
+        self.view = view
+        self.batch_size = int(batch_size)
+        self.split = split
+        self.val_share = val_share
+        self.test_share = test_share
+        self.seed = seed
+        self.preprocessor = preprocessor
+        self.indices: dict[str, np.ndarray] = {}
+        self.tensors: dict[str, torch.Tensor] = {}
+        self._spec: FeatureSpec | None = None
+        self.check_labels()
+
+    def check_labels(self) -> None:
+        """Fail before training when a target is missing, non-finite or has a single class."""
+        frame = self.view.frame
+        if len(frame) == 0:
+            raise DataValidationError(f"view '{self.view.name}' is empty (0 rows)")
+        for key, col in {**self.view.targets, **self.view.extras}.items():
+            if col not in frame.columns:
+                raise DataValidationError(f"view '{self.view.name}' lacks column '{col}' (needed for '{key}')")
+            values = frame[col].to_numpy(dtype=np.float64)
+            if not np.isfinite(values).all():
+                raise DataValidationError(f"column '{col}' has NaN/inf values; expected finite numbers")
+        for key, col in self.view.targets.items():
+            classes = np.unique(frame[col].to_numpy())
+            if len(classes) < 2:
+                raise DataValidationError(
+                    f"label column '{col}' has a single class ({classes.tolist()}); a classifier needs at least two"
+                )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.tensors:
+            return
+        self.indices = split_indices(self.view, self.split, self.val_share, self.test_share, self.seed)
+        if self.preprocessor is None:
+            self.preprocessor = Preprocessor(self.view.categorical, self.view.numeric, self.view.log_columns)
+            self.preprocessor.fit(self.view.frame.iloc[self.indices["train"]])
+        cat, num = self.preprocessor.transform(self.view.frame)
+        frame = self.view.frame
+        tensors = {"cat": torch.from_numpy(cat), "num": torch.from_numpy(num)}
+        for key, col in {**self.view.targets, **self.view.extras}.items():
+            dtype = torch.long if key == "y_class" else torch.float32
+            tensors[key] = torch.tensor(frame[col].to_numpy(), dtype=dtype)
+        tensors["row_id"] = torch.arange(len(frame), dtype=torch.long)
+        self.tensors = tensors
+        validate_batch({k: v[:2] for k, v in tensors.items()}, self.spec)
+
+    @property
+    def spec(self) -> FeatureSpec:
+        if self._spec is None:
+            if self.preprocessor is None or not self.preprocessor.fitted:
+                self.setup()
+            labels = tuple(
+                LabelSpec(col, "multiclass" if key == "y_class" else "binary", tuple(self.view.label_classes.get(col, ())))
+                for key, col in self.view.targets.items()
+            )
+            treatment = None
+            if "treatment" in self.view.extras:
+                col = self.view.extras["treatment"]
+                values = self.view.frame[col].to_numpy(dtype=np.float64)
+                levels = np.unique(values)
+                treatment = TreatmentSpec(
+                    col,
+                    levels=tuple(float(v) for v in levels) if len(levels) <= 32 else None,
+                    low=float(values.min()),
+                    high=float(values.max()),
+                )
+            self._spec = FeatureSpec(
+                categorical=self.preprocessor.categorical_features(),
+                numeric=self.preprocessor.numeric_features(),
+                treatment=treatment,
+                labels=labels,
+            )
+        return self._spec
+
+    def subset(self, name: str) -> TensorDictDataset:
+        self.setup()
+        rows = torch.as_tensor(self.indices[name], dtype=torch.long)
+        return TensorDictDataset({k: v[rows] for k, v in self.tensors.items()})
+
+    def train_dataloader(self) -> DataLoader:
+        return batch_loader(self.subset("train"), self.batch_size, shuffle=True, seed=self.seed)
+
+    def val_dataloader(self) -> DataLoader:
+        return batch_loader(self.subset("val"), self.batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return batch_loader(self.subset("test"), self.batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+    def class_weights(self, target: str = "y_class") -> list[float]:
+        """Inverse-frequency weights of the training rows' classes, normalised to mean 1."""
+        self.setup()
+        y = self.tensors[target][torch.as_tensor(self.indices["train"])].long()
+        counts = torch.bincount(y, minlength=int(y.max()) + 1).double().clamp(min=1)
+        w = counts.sum() / (len(counts) * counts)
+        return [float(v) for v in w]

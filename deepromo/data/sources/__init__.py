@@ -1,0 +1,41 @@
+"""Data sources: each translates one dataset into CanonicalData and knows nothing about models.
+
+``load_source(name, **options)`` dispatches by name; sources register with ``@register_source``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from deepromo.data.tables import CanonicalData
+
+_SOURCES: dict[str, Callable[..., CanonicalData]] = {}
+
+
+class UnknownSourceError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def register_source(name: str):
+    def decorator(fn):
+        if name in _SOURCES:
+            raise ValueError(f"a data source named '{name}' is already registered")
+        _SOURCES[name] = fn
+        return fn
+
+    return decorator
+
+
+def list_sources() -> list[str]:
+    return sorted(_SOURCES)
+
+
+def load_source(name: str, **options) -> CanonicalData:
+    """Build the canonical tables of source ``name`` with its options (e.g. n_customers, seed)."""
+    if name not in _SOURCES:
+        raise UnknownSourceError(f"unknown data source '{name}'; valid sources are {list_sources()}")
+    return _SOURCES[name](**options)
+
+
+from deepromo.data.sources import synthetic  # noqa: E402,F401  (registers "synthetic")

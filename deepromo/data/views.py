@@ -1,0 +1,200 @@
+"""Task views: canonical tables -> one flat frame per model family.
+
+``customer_view``   one row per customer: static attributes + RFM + 7/30/90-day window
+                    aggregates from the behaviour history, and the observed campaign labels
+                    (splc and the classic classifiers).
+``response_view``   the customer view plus the logged incentive, its propensity and the
+                    outcome (dipn and uplift baselines).
+
+Only data before ``history_end`` is turned into features; the response window after it only
+provides labels. Ground truth (synthetic worlds) is carried in ``TaskView.truth`` row-aligned
+with ``frame`` and never enters the feature columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from deepromo.data.tables import CanonicalData, DataValidationError
+
+WINDOWS = (7, 30, 90)
+EVENT_TYPES = ("view", "cart", "purchase", "campaign_click")
+SEGMENTS = ("inactive", "unengaged", "engaged")  # stage-1 classes of the two-stage model
+
+
+@dataclass
+class TaskView:
+    """A flat task table and the roles of its columns.
+
+    frame: one row per example. categorical / numeric: feature columns.
+    targets: PromoBatch key -> column (e.g. {"y_class": "segment", "y": "engaged"}).
+    extras: PromoBatch key -> column for non-feature inputs (treatment, propensity, weight).
+    stratify: column used for the stratified split; time_column: column for the time split.
+    truth: ground truth row-aligned with frame (or None); label_classes: class names per target column.
+    """
+
+    frame: pd.DataFrame
+    categorical: list[str]
+    numeric: list[str]
+    targets: dict[str, str]
+    extras: dict[str, str] = field(default_factory=dict)
+    stratify: str | None = None
+    time_column: str | None = None
+    truth: pd.DataFrame | None = None
+    id_column: str = "customer_id"
+    log_columns: list[str] = field(default_factory=list)
+    label_classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    name: str = "view"
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return self.categorical + self.numeric
+
+
+def static_columns(customers: pd.DataFrame, id_column: str = "customer_id") -> tuple[list[str], list[str]]:
+    """Split the customers table's attribute columns into (categorical, numeric) by dtype."""
+    cat, num = [], []
+    for col in customers.columns:
+        if col == id_column:
+            continue
+        if pd.api.types.is_bool_dtype(customers[col]) or pd.api.types.is_numeric_dtype(customers[col]):
+            num.append(col)
+        else:
+            cat.append(col)
+    return cat, num
+
+
+def behaviour_features(events: pd.DataFrame, customer_ids: np.ndarray, history_end: float) -> pd.DataFrame:
+    """RFM and window aggregates per customer from events before ``history_end`` (days).
+
+    Returns a frame with one row per entry of ``customer_ids`` (same order) with columns
+    ``recency_days, frequency, monetary, tenure_active_days, <type>_<w>d`` counts,
+    ``spend_<w>d``, ``promo_purchase_share``, ``days_since_last_event``, ``avg_basket``.
+    Vectorised with bincount over integer row codes: linear in the number of events.
+    """
+    cust = np.asarray(customer_ids)
+    n = len(cust)
+    ev = events
+    end = float(history_end)
+    ev_ts = ev["ts"].to_numpy(dtype=np.float64)
+    keep = ev_ts < end
+    rows = pd.Index(cust).get_indexer(ev["customer_id"].to_numpy()[keep])
+    known = rows >= 0  # events of customers not in the table are ignored
+    rows = rows[known]
+    age = end - ev_ts[keep][known]  # days before the end of history, > 0
+    etype = ev["event_type"].to_numpy()[keep][known]
+    amount = ev["amount"].to_numpy(dtype=np.float64)[keep][known]
+    promo = (
+        ev["promo_active"].to_numpy()[keep][known].astype(bool)
+        if "promo_active" in ev.columns
+        else np.zeros(len(rows), dtype=bool)
+    )
+    out: dict[str, np.ndarray] = {}
+    is_purchase = etype == "purchase"
+    for t in EVENT_TYPES:
+        mask = etype == t
+        for w in WINDOWS:
+            m = mask & (age <= w)
+            out[f"{t}_{w}d"] = np.bincount(rows[m], minlength=n).astype(np.float64)
+    for w in WINDOWS:
+        m = is_purchase & (age <= w)
+        out[f"spend_{w}d"] = np.bincount(rows[m], weights=amount[m], minlength=n)
+    freq = np.bincount(rows[is_purchase], minlength=n).astype(np.float64)
+    monetary = np.bincount(rows[is_purchase], weights=amount[is_purchase], minlength=n)
+    last_purchase_age = np.full(n, np.inf)
+    np.minimum.at(last_purchase_age, rows[is_purchase], age[is_purchase])
+    last_event_age = np.full(n, np.inf)
+    np.minimum.at(last_event_age, rows, age)
+    first_event_age = np.zeros(n)
+    np.maximum.at(first_event_age, rows, age)
+    horizon = end + 1.0  # "never" is one day older than the whole history
+    out["recency_days"] = np.where(np.isfinite(last_purchase_age), last_purchase_age, horizon)
+    out["frequency"] = freq
+    out["monetary"] = monetary
+    out["avg_basket"] = np.divide(monetary, freq, out=np.zeros(n), where=freq > 0)
+    promo_purchases = np.bincount(rows[is_purchase & promo], minlength=n)
+    out["promo_purchase_share"] = np.divide(promo_purchases, freq, out=np.zeros(n), where=freq > 0)
+    out["days_since_last_event"] = np.where(np.isfinite(last_event_age), last_event_age, horizon)
+    out["tenure_active_days"] = first_event_age
+    return pd.DataFrame(out)
+
+
+COUNT_LIKE_PREFIXES = tuple(f"{t}_" for t in EVENT_TYPES) + ("spend_", "frequency", "monetary", "avg_basket")
+
+
+def customer_view(data: CanonicalData) -> TaskView:
+    """One row per customer with features and the observed two-stage labels.
+
+    Labels: ``segment`` (0 inactive, 1 unengaged purchase, 2 engaged purchase: treated, engaged
+    with the campaign and purchased) and ``engaged`` (1 for the engaged segment).
+    """
+    data.validate()
+    customers = data.customers.reset_index(drop=True)
+    cat_cols, num_cols = static_columns(customers)
+    behaviour = behaviour_features(data.events, customers["customer_id"].to_numpy(), data.history_end)
+    frame = pd.concat([customers, behaviour], axis=1)
+    exp = data.exposures.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    out = data.outcomes.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    ids = frame["customer_id"]
+    purchased = out["purchased"].reindex(ids).to_numpy()
+    if np.isnan(purchased.astype(float)).any():
+        missing = ids[np.isnan(purchased.astype(float))].iloc[:5].tolist()
+        raise DataValidationError(f"{data.name}: 'outcomes' has no row for customer_id(s) {missing}")
+    treated = exp["treatment"].reindex(ids).fillna(0).to_numpy().astype(bool)
+    engaged_col = exp["engaged"] if "engaged" in exp.columns else exp["treatment"]
+    engaged = engaged_col.reindex(ids).fillna(0).to_numpy().astype(bool) & treated
+    purchased = purchased.astype(bool)
+    frame["segment"] = np.where(purchased & engaged, 2, np.where(purchased, 1, 0)).astype(np.int64)
+    frame["engaged"] = (purchased & engaged).astype(np.float32)
+    frame["treated"] = treated.astype(np.float32)
+    frame["first_seen"] = data.history_end - frame["tenure_active_days"]
+    beh_cols = list(behaviour.columns)
+    numeric = num_cols + beh_cols
+    truth = None
+    if data.truth is not None:
+        truth = data.truth.set_index("customer_id").reindex(ids).reset_index()
+    return TaskView(
+        frame=frame,
+        categorical=cat_cols,
+        numeric=numeric,
+        targets={"y_class": "segment", "y": "engaged"},
+        stratify="segment",
+        time_column="first_seen",
+        truth=truth,
+        log_columns=[c for c in numeric if c.startswith(COUNT_LIKE_PREFIXES)],
+        label_classes={"segment": SEGMENTS, "engaged": ("no", "yes")},
+        name="customer",
+    )
+
+
+def response_view(data: CanonicalData) -> TaskView:
+    """Customer features plus logged incentive, propensity and outcome ``purchased`` (one row per customer)."""
+    view = customer_view(data)
+    exp = data.exposures.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    ids = view.frame["customer_id"]
+    frame = view.frame.copy()
+    frame["incentive"] = exp["incentive"].reindex(ids).fillna(0.0).to_numpy(dtype=np.float32)
+    frame["propensity"] = exp["propensity"].reindex(ids).fillna(1.0).to_numpy(dtype=np.float32)
+    frame["purchased"] = (view.frame["segment"].to_numpy() > 0).astype(np.float32)
+    view.frame = frame
+    view.targets = {"y": "purchased"}
+    view.extras = {"treatment": "incentive", "propensity": "propensity"}
+    view.stratify = "purchased"
+    view.label_classes = {"purchased": ("no", "yes")}
+    view.name = "response"
+    return view
+
+
+VIEWS = {"customer": customer_view, "response": response_view}
+
+
+def build_view(name: str, data: CanonicalData) -> TaskView:
+    if name not in VIEWS:
+        raise KeyError(f"unknown task view '{name}'; valid views are {sorted(VIEWS)}")
+    return VIEWS[name](data)

@@ -1,0 +1,1 @@
+"""Decision helpers: RFM segments (baseline targeting) and allocation."""

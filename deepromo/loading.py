@@ -1,0 +1,32 @@
+"""``load_model``: rebuild a registered model from a deepromo checkpoint with weights_only=True."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from deepromo.data.preprocess import Preprocessor
+from deepromo.models.base import CHECKPOINT_KEY
+from deepromo.models.registry import get_model_class
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """Load a model saved by the Trainer or ``PromoModel.save``; returns it in eval mode.
+
+    The checkpoint is read with ``torch.load(weights_only=True)``: it holds only tensors and
+    primitives, so no code from the file is executed.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at '{path}'")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if CHECKPOINT_KEY not in ckpt:
+        raise ValueError(f"'{path}' is not a deepromo checkpoint (no '{CHECKPOINT_KEY}' entry)")
+    meta = ckpt[CHECKPOINT_KEY]
+    cls = get_model_class(meta["model"])
+    model = cls(meta["spec"], **meta["hparams"])
+    model.load_state_dict(ckpt["state_dict"])
+    if meta.get("preprocessor"):
+        model.preprocessor = Preprocessor.from_json(meta["preprocessor"])
+    return model.eval()

@@ -1,0 +1,179 @@
+"""PromoModel: the one LightningModule base class every registered model extends.
+
+A subclass declares
+    ``defaults``       hyper-parameter defaults (plain values; unknown keys are an error),
+    ``tiny_params``    overrides for the shared test loop (tiny and fast),
+    ``required_keys``  the PromoBatch keys it reads,
+    ``view``           the task view it trains on (``deepromo.data.views``),
+    ``task``           the evaluator that scores it against its baselines (``deepromo.evaluation``),
+and implements ``forward(batch) -> dict`` and ``compute_loss(batch, out) -> dict`` (with "loss").
+Checkpoints hold only primitives (spec dict, hparams, preprocessor JSON), so they load with
+``torch.load(weights_only=True)``; ``deepromo.load_model`` rebuilds the right class from them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+
+from deepromo.data.batch import validate_batch
+from deepromo.data.preprocess import Preprocessor
+from deepromo.data.spec import FeatureSpec
+
+CHECKPOINT_KEY = "deepromo"
+
+
+def to_primitive(value: Any) -> Any:
+    """Convert OmegaConf containers, tuples and numpy scalars to JSON-like primitives."""
+    try:  # OmegaConf is optional at this level
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(value, (DictConfig, ListConfig)):
+            value = OmegaConf.to_container(value, resolve=True)
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(value, Mapping):
+        return {str(k): to_primitive(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_primitive(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"hyper-parameter value {value!r} of type {type(value).__name__} is not a plain value")
+
+
+class PromoModel(pl.LightningModule):
+    name: ClassVar[str] = "base"
+    view: ClassVar[str] = "customer"
+    task: ClassVar[str] = "targeting"  # which evaluator in deepromo.evaluation scores it
+    required_keys: ClassVar[tuple[str, ...]] = ("cat", "num")
+    defaults: ClassVar[dict[str, Any]] = {"lr": 1e-3, "weight_decay": 0.0}
+    tiny_params: ClassVar[dict[str, Any]] = {}
+    monitor: ClassVar[tuple[str, str]] = ("val/loss", "min")  # metric and direction for checkpoints/tuning
+    output_columns: ClassVar[tuple[str, ...]] = ("score",)  # forward() keys returned by predict_frame
+
+    def __init__(self, spec: FeatureSpec | Mapping, **hparams: Any):
+        super().__init__()
+        unknown = sorted(set(hparams) - set(self.defaults))
+        if unknown:
+            raise TypeError(
+                f"model '{self.name}' got unknown hyper-parameter(s) {unknown}; valid ones are {sorted(self.defaults)}"
+            )
+        spec_dict = spec.to_dict() if isinstance(spec, FeatureSpec) else to_primitive(dict(spec))
+        self.spec = FeatureSpec.from_dict(spec_dict)
+        merged = {**self.defaults, **to_primitive(hparams)}
+        self.save_hyperparameters({"spec": spec_dict, **merged})
+        self.preprocessor: Preprocessor | None = None
+        self._batch_checked = False
+
+    # --- to implement -------------------------------------------------------------------
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def compute_loss(self, batch, out) -> dict[str, torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    @classmethod
+    def hparams_from_data(cls, datamodule) -> dict[str, Any]:
+        """Hyper-parameters derived from the training data (e.g. class weights); default none."""
+        return {}
+
+    # --- training loop ------------------------------------------------------------------
+    def _step(self, batch, stage: str) -> torch.Tensor:
+        if not self._batch_checked:
+            validate_batch(batch, self.spec, self.required_keys)
+            self._batch_checked = True
+        out = self(batch)
+        losses = self.compute_loss(batch, out)
+        loss = losses["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"model '{self.name}': {stage} loss became {loss.item()} at epoch {self.current_epoch}; "
+                "lower the learning rate or check the inputs"
+            )
+        bs = len(batch[self.required_keys[0]])
+        for key, value in losses.items():
+            self.log(f"{stage}/{key}", value, on_step=False, on_epoch=True, prog_bar=key == "loss", batch_size=bs)
+        self.update_metrics(batch, out, stage)
+        return loss
+
+    def update_metrics(self, batch, out, stage: str) -> None:
+        """Hook for torchmetrics objects; log them as ``{stage}/<name>``."""
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def predict_step(self, batch, batch_idx, dataloader_idx=0):
+        return self(batch)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    # --- checkpoints --------------------------------------------------------------------
+    def checkpoint_meta(self) -> dict[str, Any]:
+        from deepromo import __version__
+
+        hparams = {k: v for k, v in self.hparams.items() if k != "spec"}
+        return {
+            "model": self.name,
+            "spec": self.hparams["spec"],
+            "hparams": to_primitive(hparams),
+            "preprocessor": None if self.preprocessor is None else self.preprocessor.to_json(),
+            "deepromo_version": __version__,
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = self.checkpoint_meta()
+
+    def save(self, path) -> None:
+        """A lean checkpoint (no optimizer or trainer state) that ``deepromo.load_model`` reads."""
+        torch.save({CHECKPOINT_KEY: self.checkpoint_meta(), "state_dict": self.state_dict()}, path)
+
+    # --- inference ----------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict_arrays(self, tensors: Mapping[str, torch.Tensor], batch_size: int = 65536) -> dict[str, np.ndarray]:
+        """Run forward over row-aligned tensors in chunks; returns ``output_columns`` as numpy arrays."""
+        was_training = self.training
+        self.eval()
+        n = len(next(iter(tensors.values())))
+        chunks: dict[str, list[np.ndarray]] = {k: [] for k in self.output_columns}
+        for start in range(0, n, batch_size):
+            batch = {k: v[start : start + batch_size].to(self.device) for k, v in tensors.items()}
+            out = self(batch)
+            for k in self.output_columns:
+                chunks[k].append(out[k].float().cpu().numpy())
+        self.train(was_training)
+        return {k: np.concatenate(v) if v else np.zeros(0, dtype=np.float32) for k, v in chunks.items()}
+
+    def predict_frame(self, df: pd.DataFrame, batch_size: int = 65536) -> pd.DataFrame:
+        """Score raw feature columns: DataFrame in, DataFrame of ``output_columns`` out (same index)."""
+        if self.preprocessor is None:
+            raise RuntimeError(f"model '{self.name}' has no preprocessor attached; train it or load a checkpoint")
+        cat, num = self.preprocessor.transform(df)
+        tensors = {"cat": torch.from_numpy(cat), "num": torch.from_numpy(num)}
+        tensors.update(self.frame_inputs(df))
+        out = self.predict_arrays(tensors, batch_size)
+        return pd.DataFrame(out, index=df.index)
+
+    def frame_inputs(self, df: pd.DataFrame) -> dict[str, torch.Tensor]:
+        """Extra non-feature inputs read from a raw frame (e.g. the treatment); default none."""
+        return {}
+
+
+def finite_or_nan(x: float) -> float:
+    return float(x) if math.isfinite(float(x)) else float("nan")

@@ -1,0 +1,182 @@
+"""The training job behind ``train.py``: data -> view -> fit -> evaluate vs baselines -> outputs.
+
+``run(cfg)`` takes the composed Hydra config (see ``configs/train.yaml``) and returns the metrics
+dict it also writes to ``<run_dir>/metrics.json``. Tuning and tests call the same function.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from deepromo.data.datamodule import PromoDataModule
+from deepromo.data.sources import load_source
+from deepromo.data.views import build_view
+from deepromo.evaluation import EVALUATORS, format_table, task_outputs
+from deepromo.models.base import PromoModel, to_primitive
+from deepromo.models.baselines import BASELINES
+from deepromo.models.registry import get_model_class
+from deepromo.plots import plot_gain_curves
+
+log = logging.getLogger("deepromo")
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, logger=False, callbacks=(), checkpointing: bool = False) -> pl.Trainer:
+    t = cfg.trainer
+    return pl.Trainer(
+        max_epochs=int(t.max_epochs),
+        accelerator=str(t.accelerator),
+        devices=t.devices,
+        precision=t.precision,
+        gradient_clip_val=t.gradient_clip_val,
+        deterministic=bool(t.deterministic),
+        enable_progress_bar=bool(t.enable_progress_bar),
+        enable_model_summary=False,
+        enable_checkpointing=checkpointing,
+        num_sanity_val_steps=0,
+        log_every_n_steps=int(t.log_every_n_steps),
+        default_root_dir=str(run_dir),
+        logger=logger,
+        callbacks=list(callbacks),
+    )
+
+
+def fit_model(cls, dm: PromoDataModule, params: dict, cfg: DictConfig, run_dir: Path, logger=False, callbacks=()):
+    """Build ``cls`` from the datamodule's spec + params, train it, and attach the preprocessor."""
+    model: PromoModel = cls(dm.spec, **{**cls.hparams_from_data(dm), **params})
+    model.preprocessor = dm.preprocessor
+    trainer = build_trainer(cfg, run_dir, logger, callbacks, checkpointing=bool(callbacks))
+    started = time.perf_counter()
+    trainer.fit(model, datamodule=dm)
+    model.fit_seconds = time.perf_counter() - started
+    return model, trainer
+
+
+def make_logger(cfg: DictConfig, run_dir: Path):
+    """MLflow (default, local SQLite store), CSV, or none: ``logger=mlflow|csv|none``."""
+    kind = cfg.logger.kind
+    if kind == "none":
+        return False
+    if kind == "csv":
+        return pl.loggers.CSVLogger(save_dir=str(run_dir), name="csv")
+    if kind == "mlflow":
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.logger.tracking_uri
+        return pl.loggers.MLFlowLogger(
+            experiment_name=cfg.logger.experiment_name,
+            tracking_uri=uri,
+            run_name=cfg.logger.run_name,
+            artifact_location=cfg.logger.get("artifact_location"),
+            log_model=False,
+        )
+    raise ValueError(f"unknown logger.kind '{kind}'; expected one of ['mlflow', 'csv', 'none']")
+
+
+def curated_params(cfg: DictConfig, model: PromoModel) -> dict[str, Any]:
+    """A flat set of params for the tracker (MLflow caps value length, so no nested blobs)."""
+    params = {"model": cfg.model.name, "data": cfg.data.source, "seed": cfg.seed, "split": cfg.data.split}
+    for k, v in model.hparams.items():
+        if k != "spec":
+            params[f"model.{k}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
+    for k, v in OmegaConf.to_container(cfg.data.options, resolve=True).items():
+        params[f"data.{k}"] = v
+    params["trainer.max_epochs"] = cfg.trainer.max_epochs
+    params["data.batch_size"] = cfg.data.batch_size
+    return {k: (str(v)[:500] if isinstance(v, str) else v) for k, v in params.items()}
+
+
+def predict_test(model: PromoModel, dm: PromoDataModule) -> dict[str, np.ndarray]:
+    rows = torch.as_tensor(dm.indices["test"])
+    return model.predict_arrays({k: v[rows] for k, v in dm.tensors.items()})
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``cfg.data``, evaluate it against its baselines, write outputs."""
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    cls = get_model_class(cfg.model.name)
+
+    data = load_source(cfg.data.source, **OmegaConf.to_container(cfg.data.options, resolve=True))
+    view = build_view(cls.view, data)
+    dm = PromoDataModule(view, batch_size=cfg.data.batch_size, split=cfg.data.split, seed=int(cfg.seed))
+    dm.setup()
+    log.info("data '%s': %d rows (train %d / val %d / test %d)", cfg.data.source, len(view),
+             *(len(dm.indices[s]) for s in ("train", "val", "test")))
+
+    logger = make_logger(cfg, run_dir)
+    monitor, mode = cls.monitor
+    checkpoint = pl.callbacks.ModelCheckpoint(
+        dirpath=str(run_dir / "checkpoints"), monitor=monitor, mode=mode, save_last=True, filename="best"
+    )
+    callbacks = [checkpoint] + list(extra_callbacks(cfg, monitor, mode))
+    params = to_primitive(cfg.model.params)
+    model, trainer = fit_model(cls, dm, params, cfg, run_dir, logger, callbacks)
+    trainer.test(model, datamodule=dm, verbose=False)
+    model_path = run_dir / "model.ckpt"
+    model.save(model_path)
+
+    predictions = {cfg.model.name: task_outputs(cls.task, predict_test(model, dm))}
+    for name, options in (cfg.model.get("baselines") or {}).items():
+        predictions[name] = run_baseline(name, options, cls, dm, params, cfg, run_dir)
+    evaluation = EVALUATORS[cls.task](predictions, dm)
+
+    results = {
+        "model": cfg.model.name,
+        "data": cfg.data.source,
+        "target": evaluation.target,
+        "n_test": evaluation.n_test,
+        "fit_seconds": round(model.fit_seconds, 2),
+        "val": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")},
+        "test": evaluation.table,
+        "model_path": str(model_path),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
+    plot_path = plot_gain_curves(evaluation.curves, run_dir / "gain_curve.png",
+                                 title=f"Cumulative gain on the test split ({evaluation.target})")
+    print(f"\n{cfg.model.name} on {cfg.data.source}: test metrics against {evaluation.target} "
+          f"(n={evaluation.n_test})\n{format_table(evaluation.table)}\n\noutputs in {run_dir}")
+    if logger:
+        log_to_tracker(logger, cfg, model, results, [run_dir / "metrics.json", plot_path, model_path])
+    return results
+
+
+def run_baseline(name: str, options, cls, dm, params: dict, cfg: DictConfig, run_dir: Path):
+    """A classic baseline from BASELINES, or a variant of the same model (``variant: {hparam: value}``)."""
+    options = to_primitive(options) or {}
+    if "variant" in options:
+        variant, _ = fit_model(cls, dm, {**params, **options["variant"]}, cfg, run_dir / name)
+        return task_outputs(cls.task, predict_test(variant, dm))
+    if name not in BASELINES:
+        raise KeyError(f"unknown baseline '{name}'; valid baselines are {sorted(BASELINES)} or a model variant")
+    return BASELINES[name](dm, seed=int(cfg.seed))
+
+
+def extra_callbacks(cfg: DictConfig, monitor: str, mode: str):
+    es = cfg.callbacks.early_stopping
+    if es.enabled:
+        yield pl.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=int(es.patience))
+
+
+def log_to_tracker(logger, cfg: DictConfig, model: PromoModel, results: dict, artifacts: list[Path]) -> None:
+    """Params, final test metrics per method, resolved config and files to the tracker run."""
+    logger.log_hyperparams(curated_params(cfg, model))
+    flat = {f"test/{method}/{k}": v for method, row in results["test"].items() for k, v in row.items()
+            if v is not None and np.isfinite(v)}
+    logger.log_metrics(flat)
+    if isinstance(logger, pl.loggers.MLFlowLogger):
+        client, run_id = logger.experiment, logger.run_id
+        config_path = Path(cfg.paths.output_dir) / "config.yaml"
+        config_path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        for path in [*artifacts, config_path]:
+            client.log_artifact(run_id, str(path))
+        logger.finalize("success")

@@ -1,0 +1,79 @@
+"""Plots saved as PNG (matplotlib Agg backend; figures are always closed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["plot_gain_curves", "plot_training_curves"]
+
+
+def plot_gain_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    path,
+    title: str = "Cumulative gain",
+    marker_share: float = 0.4,
+    perfect: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Path:
+    """Plot cumulative gain curves, one line per method, plus the random diagonal (and `perfect` if given).
+
+    curves: name -> (x share targeted [P], y share of positives reached [P]), e.g. from cumulative_gain_curve.
+    Each method's gain at `marker_share` (interpolated) is marked and written in its legend label.
+    Returns the PNG path.
+    """
+    if not curves:
+        raise ValueError("curves: expected at least one (x, y) curve, got an empty dict")
+    if not (0.0 <= marker_share <= 1.0):
+        raise ValueError(f"marker_share: expected a share in [0, 1], got {marker_share!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    try:
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
+        if perfect is not None:
+            ax.plot(*perfect, ls=":", color="black", lw=1, label="perfect")
+        for name, (x, y) in curves.items():
+            x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+            if x.shape != y.shape or x.ndim != 1:
+                raise ValueError(f"curves[{name!r}]: expected x and y 1-D of equal length, got {x.shape} and {y.shape}")
+            g = float(np.interp(marker_share, x, y))
+            (line,) = ax.plot(x, y, lw=1.8, label=f"{name} ({g:.0%} at {marker_share:.0%})")
+            ax.plot([marker_share], [g], "o", color=line.get_color())
+            ax.annotate(f"{g:.0%}", (marker_share, g), textcoords="offset points", xytext=(6, -10),
+                        color=line.get_color(), fontsize=8)
+        ax.axvline(marker_share, color="grey", lw=0.6, alpha=0.6)
+        ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="share of customers targeted",
+               ylabel="share of positives reached", title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_training_curves(history: dict[str, list[float]], path, title: str = "Training curves") -> Path:
+    """Plot loss per epoch, one line per series (e.g. {"train_loss": [...], "val_loss": [...]}); returns the PNG path."""
+    if not history:
+        raise ValueError("history: expected at least one series, got an empty dict")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    try:
+        for name, values in history.items():
+            v = np.asarray(values, dtype=float)
+            ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=3, label=name)
+        ax.set(xlabel="epoch", ylabel="loss", title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    return path
