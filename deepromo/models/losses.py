@@ -8,6 +8,21 @@ import torch.nn.functional as F
 CORRECTIONS = ("pos_to_neg", "neg_to_pos")
 
 
+def splc_targets(targets: torch.Tensor, prob: torch.Tensor, tau: float = 0.5, direction: str = "pos_to_neg"):
+    """Self-paced label correction of binary targets [B] given probabilities [B] (no gradient).
+
+    "pos_to_neg" (two-stage paper eq. 4-5): a positive with p <= tau becomes a negative.
+    "neg_to_pos" (Zhang et al. 2021, the original multi-label SPLC): a negative with p > tau becomes positive.
+    """
+    if direction not in CORRECTIONS:
+        raise ValueError(f"unknown SPLC direction '{direction}'; expected one of {CORRECTIONS}")
+    targets = targets.float()
+    prob = prob.detach()
+    if direction == "pos_to_neg":
+        return torch.where((targets > 0.5) & (prob <= tau), torch.zeros_like(targets), targets)
+    return torch.where((targets < 0.5) & (prob > tau), torch.ones_like(targets), targets)
+
+
 def splc_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -15,21 +30,30 @@ def splc_loss(
     correct: bool = True,
     direction: str = "pos_to_neg",
     reduction: str = "mean",
+    decision_logits: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Self-paced loss correction (two-stage paper eq. 4-5; Zhang et al. 2021 for the other direction).
+    """SPLC loss: BCE on the corrected targets, i.e. for a positive -log p if p > tau else -log(1-p).
 
-    logits, targets: [B] (targets in {0, 1}). With ``correct`` on and direction "pos_to_neg", a
-    positive whose p = sigmoid(logit) <= tau is treated as a negative (loss -log(1-p)); negatives
-    always use -log(1-p). Direction "neg_to_pos" (the original multi-label SPLC) instead treats a
-    negative with p > tau as a positive. With ``correct`` off this is plain BCE.
+    logits, targets: [B] (targets in {0, 1}). With ``correct`` off this is plain BCE.
+    decision_logits: [B] logits that decide which labels are corrected (default: ``logits``), e.g.
+    from a frozen snapshot of the network; the loss itself is always taken on ``logits``.
+    reduction: "mean" | "sum" | "none" | "balanced" (mean of the positive-class and negative-class means).
     """
     if direction not in CORRECTIONS:
         raise ValueError(f"unknown SPLC direction '{direction}'; expected one of {CORRECTIONS}")
-    targets = targets.float()
     if correct:
-        p = torch.sigmoid(logits.detach())
-        if direction == "pos_to_neg":
-            targets = torch.where((targets > 0.5) & (p <= tau), torch.zeros_like(targets), targets)
-        else:
-            targets = torch.where((targets < 0.5) & (p > tau), torch.ones_like(targets), targets)
-    return F.binary_cross_entropy_with_logits(logits, targets, reduction=reduction)
+        decide = logits if decision_logits is None else decision_logits
+        targets = splc_targets(targets, torch.sigmoid(decide), tau, direction)
+    targets = targets.float()
+    if reduction != "balanced":
+        return F.binary_cross_entropy_with_logits(logits, targets, reduction=reduction)
+    return balanced_mean(F.binary_cross_entropy_with_logits(logits, targets, reduction="none"), targets)
+
+
+def balanced_mean(values: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` [B] giving both classes of ``targets`` [B] equal total weight (one class: plain mean)."""
+    pos = targets > 0.5
+    n_pos, n_neg = pos.sum(), (~pos).sum()
+    if n_pos == 0 or n_neg == 0:
+        return values.mean()
+    return 0.5 * values[pos].sum() / n_pos + 0.5 * values[~pos].sum() / n_neg

@@ -4,11 +4,15 @@ Stage 1: single-hidden-layer network, softmax over the behaviour segments
 (inactive / unengaged purchase / engaged purchase), class-weighted cross entropy.
 Stage 2: single-hidden-layer binary network on purchasers: engaged (initial label 1) vs
 unengaged (0), trained with the SPLC loss after ``warmup_epochs`` epochs of plain BCE.
+Which positives count as corrected is decided by a frozen snapshot of the stage-2 network taken
+at the start of each epoch (see ``on_train_epoch_start``).
 Targeting score = P(not inactive) x P(prompted). Both stages train in one ``fit``: they are
 independent networks, so one optimizer over both is the same as training them side by side.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -34,11 +38,12 @@ class TwoStageSPLC(PromoModel):
         "dropout": 0.1,
         "lr": 3e-3,
         "weight_decay": 1e-4,
-        "tau": 0.5,  # SPLC threshold: positives with p <= tau count as negatives
-        "warmup_epochs": 1,  # epochs of plain BCE before correction starts
+        "tau": 0.4,  # SPLC threshold: positives with p <= tau count as negatives
+        "warmup_epochs": 5,  # epochs of plain BCE before correction starts
         "correction": "pos_to_neg",  # or "neg_to_pos" (original multi-label SPLC)
         "label_correction": True,  # False = the bce_two_stage baseline
         "class_weights": None,  # stage-1 CE weights per segment; None = uniform
+        "stage2_balanced": True,  # stage-2 loss gives (corrected) positives and negatives equal weight
         "decision_threshold": 0.5,  # stage-2 probability above which a customer is called prompted
     }
     tiny_params = {"hidden": 8, "stage2_hidden": 8}
@@ -93,17 +98,38 @@ class TwoStageSPLC(PromoModel):
     def correction_active(self) -> bool:
         return bool(self.hparams.label_correction) and self.current_epoch >= self.hparams.warmup_epochs
 
+    def on_train_epoch_start(self) -> None:
+        # The SPLC loss has a trivial global minimum: predict p ~ 0 everywhere and every positive
+        # counts as corrected, at zero loss. If the live network decided the corrections, each
+        # flipped positive would lower its neighbours' p within the same epoch and the flips cascade
+        # to that minimum (seen on the synthetic world within one epoch). So the corrections of an
+        # epoch come from a frozen copy of stage 2 taken at its start: labels are fixed per epoch.
+        # Kept outside the module tree so it is not trained, saved or moved by Lightning.
+        if self.correction_active():
+            teacher = (copy.deepcopy(self.encoder2).eval(), copy.deepcopy(self.stage2).eval())
+            for module in teacher:
+                module.requires_grad_(False)
+            self.__dict__["_teacher"] = teacher
+
+    def teacher_logit(self, batch) -> torch.Tensor:
+        encoder, head = self.__dict__["_teacher"]
+        with torch.no_grad():
+            return head(encoder(batch["cat"], batch["num"])).squeeze(-1)
+
     def compute_loss(self, batch, out):
         y = batch["y_class"]
         loss1 = F.cross_entropy(out["stage1_logits"], y, weight=self.class_weight)
         purchasers = y != INACTIVE
         if purchasers.any():
+            correct = self.training and self.correction_active() and "_teacher" in self.__dict__
             loss2 = splc_loss(
                 out["stage2_logit"][purchasers],
                 (y[purchasers] == ENGAGED).float(),
                 tau=self.hparams.tau,
-                correct=self.correction_active(),
+                correct=correct,
                 direction=self.hparams.correction,
+                decision_logits=self.teacher_logit(batch)[purchasers] if correct else None,
+                reduction="balanced" if self.hparams.stage2_balanced else "mean",
             )
         else:
             loss2 = out["stage2_logit"].sum() * 0.0

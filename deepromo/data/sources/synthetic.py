@@ -86,8 +86,8 @@ class SyntheticConfig:
     policy: str = "randomised"
     treat_share: float = 0.8
     incentive_levels: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
-    intent_shares: tuple[float, float, float] = (0.25, 0.20, 0.55)
-    organic_engage_rate: float = 0.35
+    intent_shares: tuple[float, float, float] = (0.20, 0.30, 0.50)
+    organic_engage_rate: float = 0.5
     n_products: int = 200
     n_offers: int = 84
 
@@ -164,8 +164,8 @@ def generate_world(
     policy: str = "randomised",
     treat_share: float = 0.8,
     incentive_levels=(0.0, 5.0, 10.0, 15.0, 20.0),
-    intent_shares=(0.25, 0.20, 0.55),
-    organic_engage_rate: float = 0.35,
+    intent_shares=(0.20, 0.30, 0.50),
+    organic_engage_rate: float = 0.5,
     n_products: int = 200,
     n_offers: int = 84,
 ) -> CanonicalData:
