@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,16 @@ from deepromo.models.registry import get_model_class
 from deepromo.plots import plot_gain_curves
 
 log = logging.getLogger("deepromo")
+
+
+def quiet_lightning() -> None:
+    """Keep the console to what matters: Lightning's device banners and tips, and two warnings
+    that do not apply here (pytree deprecation inside Lightning; few-batch logging interval)."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, logger=False, callbacks=(), checkpointing: bool = False) -> pl.Trainer:
@@ -101,6 +112,7 @@ def predict_test(model: PromoModel, dm: PromoDataModule) -> dict[str, np.ndarray
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data``, evaluate it against its baselines, write outputs."""
+    quiet_lightning()
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)

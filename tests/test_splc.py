@@ -105,3 +105,22 @@ def test_bad_hyperparameters(customer_dm):
         TwoStageSPLC(customer_dm.spec, tau=1.5)
     with pytest.raises(ValueError, match="correction must be"):
         TwoStageSPLC(customer_dm.spec, correction="both")
+
+
+def test_correction_flips_mostly_organic_positives():
+    """On a world where half of the engaged buyers are organic, the positives that SPLC treats as
+    negatives must be organic far more often than the positives it keeps."""
+    from deepromo.data.sources.synthetic import generate_world
+
+    world = generate_world(n_customers=4000, seed=5)
+    dm = PromoDataModule(build_view("customer", world), batch_size=256, seed=0)
+    dm.setup()
+    model, probe = fit(dm, epochs=8, warmup_epochs=3)
+    assert probe.active[-1]
+    rows = dm.indices["train"]
+    positives = rows[dm.tensors["y_class"][rows].numpy() == 2]
+    out = model.predict_arrays({k: v[torch.as_tensor(positives)] for k, v in dm.tensors.items()})
+    corrected = out["p_prompted"] <= model.hparams.tau
+    organic = dm.view.truth["intent"].to_numpy()[positives] == "organic"
+    assert 0.1 < corrected.mean() < 0.9  # some, not all: no collapse to the trivial solution
+    assert organic[corrected].mean() > organic[~corrected].mean() + 0.25
