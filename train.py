@@ -1,4 +1,4 @@
-"""Train a deepromo model: ``python train.py model=splc data=synthetic`` (see configs/train.yaml)."""
+"""Train and evaluate a deepromo model: ``python train.py model=splc data=synthetic`` (configs/train.yaml)."""
 
 import hydra
 from omegaconf import DictConfig
@@ -7,11 +7,10 @@ from deepromo.cli import main_guard
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def main(cfg: DictConfig) -> None:
     from deepromo.pipeline import run
 
-    results = main_guard(run, cfg)
-    return results.get("objective") if results else None
+    main_guard(run, cfg)
 
 
 if __name__ == "__main__":

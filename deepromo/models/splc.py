@@ -99,6 +99,7 @@ class TwoStageSPLC(PromoModel):
         return bool(self.hparams.label_correction) and self.current_epoch >= self.hparams.warmup_epochs
 
     def on_train_epoch_start(self) -> None:
+        super().on_train_epoch_start()
         # The SPLC loss has a trivial global minimum: predict p ~ 0 everywhere and every positive
         # counts as corrected, at zero loss. If the live network decided the corrections, each
         # flipped positive would lower its neighbours' p within the same epoch and the flips cascade
