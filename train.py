@@ -1,4 +1,8 @@
-"""Train and evaluate a deepromo model: ``python train.py model=splc data=synthetic`` (configs/train.yaml)."""
+"""Train and evaluate a deepromo model, or tune it with Optuna.
+
+    python train.py model=splc                       # one run (configs/train.yaml)
+    python train.py model=splc hparams_search=splc   # an Optuna study over configs/hparams_search/splc.yaml
+"""
 
 import hydra
 from omegaconf import DictConfig
@@ -8,9 +12,14 @@ from deepromo.cli import main_guard
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> None:
-    from deepromo.pipeline import run
+    if cfg.get("hparams_search"):
+        from deepromo.tuning import run_study
 
-    main_guard(run, cfg)
+        main_guard(run_study, cfg)
+    else:
+        from deepromo.pipeline import run
+
+        main_guard(run, cfg)
 
 
 if __name__ == "__main__":

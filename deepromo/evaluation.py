@@ -25,18 +25,20 @@ class Evaluation:
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def targeting_truth(dm) -> tuple[np.ndarray, str]:
-    """Test-row labels: true 'prompted' intent where the source knows it, else the observed engaged label."""
-    rows = dm.indices["test"]
+def targeting_truth(dm, split: str = "test") -> tuple[np.ndarray, str]:
+    """Labels of a split: true 'prompted' intent where the source knows it, else the observed engaged label."""
+    rows = dm.indices[split]
     truth = dm.view.truth
     if truth is not None and "intent" in truth.columns:
         return (truth["intent"].to_numpy()[rows] == "prompted").astype(np.int64), "true intent: prompted"
     return dm.tensors["y"][rows].numpy().astype(np.int64), "observed label: engaged purchase (no ground truth)"
 
 
-def evaluate_targeting(predictions: dict[str, tuple[np.ndarray, np.ndarray]], dm, gain_share: float = 0.4) -> Evaluation:
-    """predictions: method -> (pred [n_test] in {0,1}, score [n_test]); metrics against the truth."""
-    y_true, target = targeting_truth(dm)
+def evaluate_targeting(
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]], dm, split: str = "test", gain_share: float = 0.4
+) -> Evaluation:
+    """predictions: method -> (pred [n] in {0,1}, score [n]) for the rows of ``split``; metrics against the truth."""
+    y_true, target = targeting_truth(dm, split)
     table, curves = {}, {}
     for method, (pred, score) in predictions.items():
         report = binary_report(y_true, pred, score)

@@ -11,12 +11,22 @@ from deepromo.models.base import CHECKPOINT_KEY
 from deepromo.models.registry import get_model_class
 
 
+def is_model_uri(source) -> bool:
+    """True for MLflow model URIs (``models:/…``, ``runs:/…``) rather than file paths."""
+    return isinstance(source, str) and source.split(":", 1)[0] in ("models", "runs") and ":/" in source
+
+
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
-    """Load a model saved by the Trainer or ``PromoModel.save``; returns it in eval mode.
+    """Load a model saved by the Trainer or ``PromoModel.save``, or an MLflow model URI
+    (``models:/NAME@alias``, ``models:/NAME/VERSION``, ``runs:/RUN_ID/model``); returns it in eval mode.
 
     The checkpoint is read with ``torch.load(weights_only=True)``: it holds only tensors and
     primitives, so no code from the file is executed.
     """
+    if is_model_uri(path):
+        from deepromo.registry_mlflow import download_checkpoint  # imports mlflow only when needed
+
+        path = download_checkpoint(path)
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at '{path}'")

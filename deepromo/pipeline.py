@@ -82,11 +82,15 @@ def make_logger(cfg: DictConfig, run_dir: Path):
     if kind == "mlflow":
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.logger.tracking_uri
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)  # the registry and pyfunc logging use the same store
         return pl.loggers.MLFlowLogger(
             experiment_name=cfg.logger.experiment_name,
             tracking_uri=uri,
             run_name=cfg.logger.run_name,
             artifact_location=cfg.logger.get("artifact_location"),
+            run_id=cfg.logger.get("run_id"),
             log_model=False,
         )
     raise ValueError(f"unknown logger.kind '{kind}'; expected one of ['mlflow', 'csv', 'none']")
@@ -105,13 +109,16 @@ def curated_params(cfg: DictConfig, model: PromoModel) -> dict[str, Any]:
     return {k: (str(v)[:500] if isinstance(v, str) else v) for k, v in params.items()}
 
 
-def predict_test(model: PromoModel, dm: PromoDataModule) -> dict[str, np.ndarray]:
-    rows = torch.as_tensor(dm.indices["test"])
+def predict_split(model: PromoModel, dm: PromoDataModule, split: str = "test") -> dict[str, np.ndarray]:
+    rows = torch.as_tensor(dm.indices[split])
     return model.predict_arrays({k: v[rows] for k, v in dm.tensors.items()})
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
-    """Train ``cfg.model`` on ``cfg.data``, evaluate it against its baselines, write outputs."""
+def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
+    """Train ``cfg.model`` on ``cfg.data``, evaluate it against its baselines, write outputs.
+
+    callbacks: extra Lightning callbacks for the main model's Trainer (e.g. a tuning pruner).
+    """
     quiet_lightning()
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -130,14 +137,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"), monitor=monitor, mode=mode, save_last=True, filename="best"
     )
-    callbacks = [checkpoint] + list(extra_callbacks(cfg, monitor, mode))
+    callbacks = [checkpoint, *extra_callbacks(cfg, monitor, mode), *callbacks]
     params = to_primitive(cfg.model.params)
     model, trainer = fit_model(cls, dm, params, cfg, run_dir, logger, callbacks)
+    val_eval = EVALUATORS[cls.task]({cfg.model.name: task_outputs(cls.task, predict_split(model, dm, "val"))}, dm, "val")
     trainer.test(model, datamodule=dm, verbose=False)
     model_path = run_dir / "model.ckpt"
     model.save(model_path)
 
-    predictions = {cfg.model.name: task_outputs(cls.task, predict_test(model, dm))}
+    predictions = {cfg.model.name: task_outputs(cls.task, predict_split(model, dm))}
     for name, options in (cfg.model.get("baselines") or {}).items():
         predictions[name] = run_baseline(name, options, cls, dm, params, cfg, run_dir)
     evaluation = EVALUATORS[cls.task](predictions, dm)
@@ -148,7 +156,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "target": evaluation.target,
         "n_test": evaluation.n_test,
         "fit_seconds": round(model.fit_seconds, 2),
-        "val": {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")},
+        "val": {
+            **{k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")},
+            **{f"val/{k}": v for k, v in val_eval.table[cfg.model.name].items()},
+        },
         "test": evaluation.table,
         "model_path": str(model_path),
     }
@@ -159,7 +170,38 @@ def run(cfg: DictConfig) -> dict[str, Any]:
           f"(n={evaluation.n_test})\n{format_table(evaluation.table)}\n\noutputs in {run_dir}")
     if logger:
         log_to_tracker(logger, cfg, model, results, [run_dir / "metrics.json", plot_path, model_path])
+    if registry_enabled(cfg, logger):
+        results["registered"] = register_model_version(cfg, logger, model, model_path, dm)
+        (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     return results
+
+
+def registry_enabled(cfg: DictConfig, logger) -> bool:
+    """``registry.register``: true (needs logger=mlflow), false, or auto (register when logging to MLflow)."""
+    mode = str(cfg.registry.register).lower()
+    is_mlflow = isinstance(logger, pl.loggers.MLFlowLogger)
+    if mode == "true" and not is_mlflow:
+        raise ValueError(f"registry.register=true needs logger=mlflow (got logger={cfg.logger.kind})")
+    if mode not in ("true", "false", "auto"):
+        raise ValueError(f"registry.register must be true, false or auto, got '{cfg.registry.register}'")
+    return is_mlflow and mode in ("true", "auto")
+
+
+def register_model_version(cfg: DictConfig, logger, model: PromoModel, model_path: Path, dm) -> dict:
+    """Log the pyfunc model into the run, register a new version, point ``registry.alias`` at it."""
+    from deepromo import registry_mlflow
+
+    example = registry_mlflow.input_example(model, dm.view.frame.iloc[dm.indices["test"]])
+    info = registry_mlflow.log_model(
+        model, model_path, example, run_id=logger.run_id,
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True), registered_name=cfg.registry.name,
+    )
+    version = info.registered_model_version
+    if cfg.registry.alias:
+        registry_mlflow.set_alias(cfg.registry.name, cfg.registry.alias, version)
+    log.info("registered %s version %s%s", cfg.registry.name, version,
+             f" as @{cfg.registry.alias}" if cfg.registry.alias else "")
+    return {"name": cfg.registry.name, "version": int(version), "alias": cfg.registry.alias, "uri": info.model_uri}
 
 
 def run_baseline(name: str, options, cls, dm, params: dict, cfg: DictConfig, run_dir: Path):
@@ -167,7 +209,7 @@ def run_baseline(name: str, options, cls, dm, params: dict, cfg: DictConfig, run
     options = to_primitive(options) or {}
     if "variant" in options:
         variant, _ = fit_model(cls, dm, {**params, **options["variant"]}, cfg, run_dir / name)
-        return task_outputs(cls.task, predict_test(variant, dm))
+        return task_outputs(cls.task, predict_split(variant, dm))
     if name not in BASELINES:
         raise KeyError(f"unknown baseline '{name}'; valid baselines are {sorted(BASELINES)} or a model variant")
     return BASELINES[name](dm, seed=int(cfg.seed))
@@ -182,8 +224,9 @@ def extra_callbacks(cfg: DictConfig, monitor: str, mode: str):
 def log_to_tracker(logger, cfg: DictConfig, model: PromoModel, results: dict, artifacts: list[Path]) -> None:
     """Params, final test metrics per method, resolved config and files to the tracker run."""
     logger.log_hyperparams(curated_params(cfg, model))
-    flat = {f"test/{method}/{k}": v for method, row in results["test"].items() for k, v in row.items()
-            if v is not None and np.isfinite(v)}
+    flat = {f"test/{method}/{k}": v for method, row in results["test"].items() for k, v in row.items()}
+    flat.update(results["val"])
+    flat = {k: v for k, v in flat.items() if v is not None and np.isfinite(v)}
     logger.log_metrics(flat)
     if isinstance(logger, pl.loggers.MLFlowLogger):
         client, run_id = logger.experiment, logger.run_id

@@ -1,0 +1,147 @@
+"""The MLflow model registry: log a trained model as a pyfunc, register versions, move aliases, load.
+
+The pyfunc wraps deepromo's own checkpoint (DataFrame of raw feature columns in, DataFrame of
+scores out) instead of ``mlflow.pytorch``: that flavour defaults to a ``pt2`` export, needs an
+example to trace, and would pickle the module; deepromo's checkpoint loads with weights_only=True.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import mlflow  # noqa: E402
+from mlflow.models import infer_signature  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+ARTIFACT_NAME = "model"
+CHECKPOINT_FILE = "model.ckpt"
+PIP_REQUIREMENTS = ["deepromo", "torch>=2.4", "pytorch-lightning>=2.2", "pandas>=2.0", "numpy>=1.24"]
+
+
+class DeepromoPyfunc(mlflow.pyfunc.PythonModel):
+    """Scores a DataFrame of raw feature columns with a deepromo checkpoint; returns its output columns."""
+
+    def load_context(self, context) -> None:
+        from deepromo.loading import load_model
+
+        self.model = load_model(context.artifacts["checkpoint"])
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        return self.model.predict_frame(frame)
+
+
+def download_checkpoint(uri: str) -> Path:
+    """Local path of the deepromo checkpoint inside an MLflow model given by ``models:/`` or ``runs:/``."""
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    found = sorted(local.rglob(CHECKPOINT_FILE))
+    if not found:
+        raise FileNotFoundError(f"'{uri}' holds no deepromo checkpoint ({CHECKPOINT_FILE}); is it a deepromo model?")
+    return found[0]
+
+
+def input_example(model, frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """A few rows of the raw feature columns the model needs, categoricals as plain strings."""
+    example = frame[model.preprocessor.columns].head(rows).copy()
+    for col in model.preprocessor.categorical:
+        example[col] = example[col].astype(object).where(example[col].notna(), None).astype(str)
+    return example.reset_index(drop=True)
+
+
+def log_model(
+    model,
+    checkpoint_path: str | os.PathLike,
+    example: pd.DataFrame,
+    run_id: str | None = None,
+    config_yaml: str | None = None,
+    registered_name: str | None = None,
+):
+    """Log ``model`` as a pyfunc MLflow model into run ``run_id`` (or the active run); register it if named.
+
+    Artifacts: the checkpoint, ``spec.json``, ``preprocessor.json`` and the resolved config.
+    Returns MLflow's ModelInfo (``registered_model_version`` is set when registered).
+    """
+    outputs = model.predict_frame(example)
+    signature = infer_signature(example, outputs)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {"checkpoint": str(checkpoint_path)}
+        for name, text in (
+            ("spec", model.spec.to_json()),
+            ("preprocessor", model.preprocessor.to_json()),
+            ("config", config_yaml),
+        ):
+            if text is not None:
+                path = Path(tmp) / (f"{name}.json" if name != "config" else "config.yaml")
+                path.write_text(text)
+                files[name] = str(path)
+        with mlflow.start_run(run_id=run_id, nested=run_id is None and mlflow.active_run() is not None):
+            return mlflow.pyfunc.log_model(
+                name=ARTIFACT_NAME,
+                python_model=DeepromoPyfunc(),
+                artifacts=files,
+                signature=signature,
+                input_example=example,
+                pip_requirements=PIP_REQUIREMENTS,
+                registered_model_name=registered_name,
+            )
+
+
+def set_alias(name: str, alias: str, version: int | str) -> None:
+    MlflowClient().set_registered_model_alias(name, alias, str(version))
+
+
+def score_with(uri: str, frame: pd.DataFrame) -> pd.DataFrame:
+    return mlflow.pyfunc.load_model(uri).predict(frame)
+
+
+def auc_of(column: str = "score") -> Callable[[np.ndarray, pd.DataFrame], float]:
+    from deepromo.metrics.classification import binary_report
+
+    def metric(labels, scores: pd.DataFrame) -> float:
+        return binary_report(labels, (scores[column] > 0.5).astype(int), scores[column])["auc"]
+
+    return metric
+
+
+def promote_if_better(
+    name: str,
+    frame: pd.DataFrame,
+    labels,
+    metric: Callable[[np.ndarray, pd.DataFrame], float] | None = None,
+    challenger: str = "challenger",
+    champion: str = "champion",
+    higher_is_better: bool = True,
+) -> dict:
+    """Score the ``champion`` and ``challenger`` versions of ``name`` on the same rows and labels.
+
+    Moves the ``champion`` alias to the challenger's version only when its metric is strictly better
+    (or when there is no champion yet). Returns both values, versions and whether it promoted.
+    """
+    client = MlflowClient()
+    metric = metric or auc_of("score")
+    chal = client.get_model_version_by_alias(name, challenger)
+    labels = np.asarray(labels)
+    chal_value = float(metric(labels, score_with(f"models:/{name}@{challenger}", frame)))
+    try:
+        champ = client.get_model_version_by_alias(name, champion)
+    except mlflow.exceptions.MlflowException:
+        champ = None
+    champ_value = None if champ is None else float(metric(labels, score_with(f"models:/{name}@{champion}", frame)))
+    better = champ_value is None or (chal_value > champ_value if higher_is_better else chal_value < champ_value)
+    if better:
+        client.set_registered_model_alias(name, champion, chal.version)
+    return {
+        "promoted": better,
+        "challenger_version": int(chal.version),
+        "challenger_value": chal_value,
+        "champion_version": None if champ is None else int(champ.version),
+        "champion_value": champ_value,
+    }

@@ -1,0 +1,266 @@
+"""Optuna 5 tuning studies over the same training job as ``train.py``.
+
+``python train.py model=splc hparams_search=splc`` runs a study: each trial copies the composed
+config, applies the trial's values (dotted keys such as ``model.params.tau``) and calls
+``deepromo.pipeline.run`` — the very function behind a plain ``train.py`` run. The study lives in
+an RDB storage (SQLite file by default, any SQLAlchemy URL), so a killed study resumes with
+``load_if_exists`` and several processes started on the same study share its trial budget.
+The Hydra Optuna sweeper is not used: it pins optuna<3.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from deepromo.pipeline import quiet_lightning, run
+
+log = logging.getLogger("deepromo.tuning")
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+PRUNERS = {"median": optuna.pruners.MedianPruner, "none": optuna.pruners.NopPruner}
+
+
+class PruneOnValidation(pl.Callback):
+    """Report ``monitor`` to the trial after each validation epoch; stop the fit when Optuna prunes.
+
+    Written here: the optuna-integration callback has broken across Lightning/Optuna versions.
+    """
+
+    def __init__(self, trial: optuna.Trial, monitor: str):
+        self.trial, self.monitor = trial, monitor
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        if not math.isfinite(value):
+            return
+        self.trial.report(value, step=trainer.current_epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {trainer.current_epoch}: {self.monitor}={value:.4f}")
+
+
+def suggest(trial: optuna.Trial, key: str, space: dict) -> Any:
+    """One value for ``key`` from a search-space entry {type: float|int|categorical, low, high, log, step, choices}."""
+    kind = space.get("type")
+    if kind == "float":
+        return trial.suggest_float(key, space["low"], space["high"], log=bool(space.get("log", False)),
+                                   step=space.get("step"))
+    if kind == "int":
+        return trial.suggest_int(key, space["low"], space["high"], log=bool(space.get("log", False)),
+                                 step=space.get("step") or 1)
+    if kind == "categorical":
+        return trial.suggest_categorical(key, list(space["choices"]))
+    raise ValueError(f"hparams_search.params.{key}: unknown type '{kind}'; expected float, int or categorical")
+
+
+def trial_config(cfg: DictConfig, values: dict[str, Any], output_dir: Path, run_id: str | None) -> DictConfig:
+    """The study's config with the trial's values applied (validated against the config's keys)."""
+    trial_cfg = copy.deepcopy(cfg)
+    OmegaConf.set_struct(trial_cfg, False)
+    for key, value in values.items():
+        if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
+            raise KeyError(f"hparams_search.params: '{key}' is not a key of the training config")
+        OmegaConf.update(trial_cfg, key, value, merge=False)
+    trial_cfg.paths.output_dir = str(output_dir)
+    trial_cfg.hparams_search = None
+    trial_cfg.registry.register = False
+    if not cfg.hparams_search.get("baselines", False):
+        trial_cfg.model.baselines = {}
+    if trial_cfg.logger.kind == "mlflow":
+        trial_cfg.logger.run_id = run_id
+    return trial_cfg
+
+
+def make_study(hs: DictConfig) -> optuna.Study:
+    if hs.sampler.name not in SAMPLERS or hs.pruner.name not in PRUNERS:
+        raise ValueError(f"hparams_search: sampler must be one of {sorted(SAMPLERS)} and pruner one of {sorted(PRUNERS)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat is "experimental"
+        storage = optuna.storages.RDBStorage(
+            url=hs.storage, heartbeat_interval=hs.heartbeat_interval, grace_period=hs.heartbeat_interval * 3
+        )
+    sampler = SAMPLERS[hs.sampler.name](seed=hs.sampler.seed)
+    pruner = (
+        optuna.pruners.MedianPruner(n_startup_trials=hs.pruner.n_startup_trials, n_warmup_steps=hs.pruner.n_warmup_steps)
+        if hs.pruner.name == "median"
+        else optuna.pruners.NopPruner()
+    )
+    return optuna.create_study(
+        study_name=hs.study_name, storage=storage, sampler=sampler, pruner=pruner,
+        direction=hs.direction, load_if_exists=True,
+    )
+
+
+def finished_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+class Tracker:
+    """The study's MLflow parent run and one child run per trial (no-op when the logger is not MLflow)."""
+
+    def __init__(self, cfg: DictConfig):
+        self.client = self.parent = None
+        if cfg.logger.kind != "mlflow":
+            return
+        import os
+
+        import mlflow
+
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.logger.tracking_uri
+        mlflow.set_tracking_uri(uri)
+        self.client = mlflow.tracking.MlflowClient(uri)
+        exp = self.client.get_experiment_by_name(cfg.logger.experiment_name)
+        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(cfg.logger.experiment_name)
+        hs = cfg.hparams_search
+        self.parent = self.client.create_run(
+            self.experiment_id, run_name=f"study-{hs.study_name}",
+            tags={"deepromo.study": hs.study_name, "deepromo.model": cfg.model.name},
+        ).info.run_id
+        self.client.log_param(self.parent, "study_name", hs.study_name)
+        self.client.log_param(self.parent, "metric", f"{hs.metric} ({hs.direction})")
+        self.client.log_param(self.parent, "n_trials", hs.n_trials)
+        self.client.log_param(self.parent, "search_space", json.dumps(OmegaConf.to_container(hs.params))[:500])
+
+    def child(self, number: int) -> str | None:
+        if self.client is None:
+            return None
+        return self.client.create_run(
+            self.experiment_id, run_name=f"trial-{number}",
+            tags={"mlflow.parentRunId": self.parent, "deepromo.trial": str(number)},
+        ).info.run_id
+
+    def end_child(self, run_id: str | None, status: str) -> None:
+        if self.client is not None and run_id is not None:
+            self.client.set_terminated(run_id, status=status)
+
+    def finish(self, study: optuna.Study, files: list[Path]) -> None:
+        if self.client is None:
+            return
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if complete:
+            self.client.log_metric(self.parent, "best_value", study.best_value)
+        self.client.log_metric(self.parent, "finished_trials", finished_trials(study))
+        for path in files:
+            self.client.log_artifact(self.parent, str(path))
+        self.client.set_terminated(self.parent, "FINISHED")
+
+
+def run_study(cfg: DictConfig) -> optuna.Study:
+    """Run (or resume) the study in ``cfg.hparams_search`` until it has ``n_trials`` finished trials."""
+    quiet_lightning()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    hs = cfg.hparams_search
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    study = make_study(hs)
+    budget = int(hs.n_trials)
+    left = budget - finished_trials(study)
+    tracker = Tracker(cfg)
+    monitor = hs.get("prune_on") or None
+    if left <= 0:
+        print(f"study '{hs.study_name}' already has {finished_trials(study)} of {budget} trials; nothing to run")
+
+    def objective(trial: optuna.Trial) -> float:
+        values = {key: suggest(trial, key, dict(space)) for key, space in hs.params.items()}
+        run_id = tracker.child(trial.number)
+        status = "FAILED"
+        try:
+            trial_cfg = trial_config(cfg, values, out_dir / f"trial_{trial.number:03d}", run_id)
+            callbacks = (PruneOnValidation(trial, monitor),) if monitor else ()
+            results = run(trial_cfg, callbacks=callbacks)
+            if hs.metric not in results["val"]:
+                raise KeyError(f"hparams_search.metric '{hs.metric}' not found; validation metrics are {sorted(results['val'])}")
+            value = float(results["val"][hs.metric])
+            status = "FINISHED" if math.isfinite(value) else "FAILED"
+            return value  # NaN is recorded by Optuna as a failed trial
+        except optuna.TrialPruned:
+            status = "KILLED"
+            raise
+        finally:
+            tracker.end_child(run_id, status)
+
+    def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        done = finished_trials(study)
+        value = "—" if trial.value is None else f"{trial.value:.4f}"
+        try:
+            best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
+        except ValueError:
+            best = "no completed trial yet"
+        print(f"[{hs.study_name}] trial {trial.number} {trial.state.name.lower()}: {hs.metric}={value} | "
+              f"{done}/{budget} finished | {best}", flush=True)
+
+    if left > 0:
+        study.optimize(
+            objective,
+            n_trials=left,
+            timeout=hs.timeout,
+            catch=(Exception,),  # a failing trial is recorded as FAIL and the study goes on
+            callbacks=[optuna.study.MaxTrialsCallback(budget, states=FINISHED), progress],
+            gc_after_trial=True,
+        )
+    files = write_study_outputs(study, cfg, out_dir)
+    tracker.finish(study, files)
+    return study
+
+
+def write_study_outputs(study: optuna.Study, cfg: DictConfig, out_dir: Path) -> list[Path]:
+    """best_params.yaml (a config to merge), best_overrides.txt (command-line overrides), plots, trials.csv."""
+    hs = cfg.hparams_search
+    files: list[Path] = []
+    trials = study.trials_dataframe()
+    trials.to_csv(out_dir / "trials.csv", index=False)
+    files.append(out_dir / "trials.csv")
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        print(f"study '{hs.study_name}': no completed trial, no best parameters")
+        return files
+    best = study.best_trial
+    nested = OmegaConf.create()
+    for key, value in best.params.items():
+        OmegaConf.update(nested, key, value, merge=True)
+    header = (f"# best trial {best.number} of study '{hs.study_name}': {hs.metric}={best.value:.6f} ({hs.direction})\n"
+              f"# use: python train.py model={cfg.model.name} $(cat best_overrides.txt)\n")
+    (out_dir / "best_params.yaml").write_text(header + OmegaConf.to_yaml(nested))
+    (out_dir / "best_overrides.txt").write_text(" ".join(f"{k}={v}" for k, v in best.params.items()) + "\n")
+    files += [out_dir / "best_params.yaml", out_dir / "best_overrides.txt"]
+    files += plot_study(study, out_dir)
+    print(f"study '{hs.study_name}': best {hs.metric}={best.value:.4f} (trial {best.number}) with "
+          f"{' '.join(f'{k}={v}' for k, v in best.params.items())}\n  written to {out_dir}")
+    return files
+
+
+def plot_study(study: optuna.Study, out_dir: Path) -> list[Path]:
+    """Optimisation history and parameter importances (importances need >= 2 completed trials)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    written = []
+    for name, plot in (("optimization_history.png", ovm.plot_optimization_history),
+                       ("param_importances.png", ovm.plot_param_importances)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                ax = plot(study)
+            fig = ax.figure if hasattr(ax, "figure") else ax[0].figure
+            fig.set_size_inches(8, 5)
+            fig.tight_layout()
+            fig.savefig(out_dir / name, dpi=110)
+            plt.close(fig)
+            written.append(out_dir / name)
+        except (ValueError, RuntimeError) as exc:  # e.g. too few completed trials for importances
+            log.warning("could not draw %s: %s", name, exc)
+    return written

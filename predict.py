@@ -1,0 +1,60 @@
+"""Score a CSV or Parquet file of customers with a trained deepromo model (docs/scoring.md).
+
+    python predict.py --model outputs/splc/<time>/model.ckpt --input customers.parquet --output scores.parquet
+    python predict.py --model models:/splc@champion --input customers.csv.gz --output scores.parquet
+
+Bad input (missing columns, unsupported file type, missing file) prints one ``error: ...`` line and
+exits 2; set DEEPROMO_DEBUG=1 for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Score a customer file with a trained deepromo model.")
+    parser.add_argument("--model", required=True, help="checkpoint path or models:/NAME@alias / models:/NAME/VERSION")
+    parser.add_argument("--input", required=True, help=".csv, .csv.gz, .parquet or .pq file with the feature columns")
+    parser.add_argument("--output", required=True, help="Parquet file to write (.parquet or .pq)")
+    parser.add_argument("--chunk-size", type=int, default=100_000, help="rows per chunk (default 100000)")
+    parser.add_argument(
+        "--id-column", action="append", dest="id_columns", default=None, metavar="COL",
+        help="column copied to the output first (repeatable; default customer_id if present)",
+    )
+    parser.add_argument(
+        "--keep-column", action="append", dest="keep_columns", default=[], metavar="COL",
+        help="further input column copied to the output (repeatable)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
+    from deepromo.scoring import score_file
+
+    try:
+        summary = score_file(
+            args.model, args.input, args.output, chunk_size=args.chunk_size, id_columns=args.id_columns,
+            keep_columns=args.keep_columns, progress=not args.no_progress,
+        )
+    except FileNotFoundError as exc:  # a wrong path is a user error: one line, exit 2
+        raise ValueError(str(exc)) from None
+    print(
+        f"scored {summary['rows']:,} rows in {summary['chunks']} chunk(s), {summary['seconds']:.1f} s "
+        f"({summary['rows_per_s']:,.0f} rows/s) -> {summary['output']}"
+    )
+    return summary
+
+
+def main(argv=None) -> None:
+    from deepromo.cli import main_guard
+
+    main_guard(run, parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

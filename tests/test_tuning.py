@@ -1,0 +1,98 @@
+"""Optuna studies over the train.py job: budget, resume, failures, pruning, outputs."""
+
+import math
+
+import optuna
+import pytest
+import pytorch_lightning as pl
+
+from deepromo.data.datamodule import PromoDataModule
+from deepromo.data.views import build_view
+from deepromo.models.splc import TwoStageSPLC
+from deepromo.tuning import PruneOnValidation, make_study, run_study
+
+SMALL_SPACE = [
+    "~hparams_search.params",
+    "+hparams_search.params={model.params.tau: {type: float, low: 0.2, high: 0.6},"
+    " model.params.hidden: {type: categorical, choices: [8, 16]}}",
+]
+
+
+def study_overrides(tmp_path, n_trials, *extra):
+    return [
+        "hparams_search=splc",
+        f"hparams_search.storage=sqlite:///{tmp_path}/optuna.db",
+        f"hparams_search.n_trials={n_trials}",
+        "hparams_search.study_name=test-study",
+        "hparams_search.prune_on=null",
+        "trainer.max_epochs=1",
+        "model.params.warmup_epochs=0",
+        *SMALL_SPACE,
+        *extra,
+    ]
+
+
+def test_three_trial_study_writes_best_params(make_config, tmp_path):
+    cfg = make_config(*study_overrides(tmp_path, 3))
+    study = run_study(cfg)
+    assert len(study.trials) == 3
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    out = tmp_path / "run"
+    best = (out / "best_overrides.txt").read_text().split()
+    assert {b.split("=")[0] for b in best} == {"model.params.tau", "model.params.hidden"}
+    assert "tau:" in (out / "best_params.yaml").read_text()
+    assert (out / "optimization_history.png").stat().st_size > 5_000
+    assert (out / "trials.csv").exists()
+    # each trial ran the real job in its own folder
+    assert len(list(out.glob("trial_*/metrics.json"))) == 3
+
+
+def test_resume_keeps_finished_trials_and_completes_budget(make_config, tmp_path):
+    first = run_study(make_config(*study_overrides(tmp_path, 2)))
+    params_before = [t.params for t in first.trials]
+    again = run_study(make_config(*study_overrides(tmp_path, 4)))
+    assert len(again.trials) == 4
+    assert [t.params for t in again.trials[:2]] == params_before
+    # a finished study runs nothing more
+    assert len(run_study(make_config(*study_overrides(tmp_path, 4))).trials) == 4
+
+
+def test_failing_trial_is_recorded_and_study_goes_on(make_config, tmp_path):
+    cfg = make_config(*study_overrides(tmp_path, 3))
+    study = make_study(cfg.hparams_search)
+    study.enqueue_trial({"model.params.tau": 1.5, "model.params.hidden": 8}, skip_if_exists=False)  # invalid tau
+    study = run_study(cfg)
+    states = [t.state for t in study.trials]
+    assert states[0] == optuna.trial.TrialState.FAIL
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 2
+    assert math.isfinite(study.best_value)
+
+
+def test_pruning_callback_stops_training(tiny_world):
+    dm = PromoDataModule(build_view("customer", tiny_world), batch_size=128)
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    trial = study.ask()
+    model = TwoStageSPLC(dm.spec, hidden=8, stage2_hidden=8)
+    trainer = pl.Trainer(max_epochs=3, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                         enable_model_summary=False, callbacks=[PruneOnValidation(trial, "val/stage2_auc")])
+    with pytest.raises(optuna.TrialPruned, match="pruned at epoch 0"):
+        trainer.fit(model, datamodule=dm)
+
+
+def test_mlflow_parent_and_child_runs(make_config, tmp_path, monkeypatch):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    cfg = make_config(*study_overrides(tmp_path, 2, "logger=mlflow", f"logger.artifact_location={tmp_path}/art"))
+    run_study(cfg)
+    client = mlflow.tracking.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("deepromo").experiment_id])
+    parents = [r for r in runs if r.info.run_name == "study-test-study"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 2
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert "val/balanced_accuracy" in children[0].data.metrics
+    assert "best_value" in parents[0].data.metrics
+    names = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"best_params.yaml", "best_overrides.txt", "optimization_history.png"} <= names
