@@ -50,10 +50,7 @@ def download_checkpoint(uri: str) -> Path:
 
 def input_example(model, frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
     """A few rows of the raw feature columns the model needs, categoricals as plain strings."""
-    example = frame[model.preprocessor.columns].head(rows).copy()
-    for col in model.preprocessor.categorical:
-        example[col] = example[col].astype(object).where(example[col].notna(), None).astype(str)
-    return example.reset_index(drop=True)
+    return plain_columns(frame[model.preprocessor.columns].head(rows)).reset_index(drop=True)
 
 
 def log_model(
@@ -99,7 +96,19 @@ def set_alias(name: str, alias: str, version: int | str) -> None:
 
 
 def score_with(uri: str, frame: pd.DataFrame) -> pd.DataFrame:
-    return mlflow.pyfunc.load_model(uri).predict(frame)
+    """Score ``frame`` with the pyfunc at ``uri``: only its signature's columns, categoricals as strings."""
+    scorer = mlflow.pyfunc.load_model(uri)
+    columns = scorer.metadata.get_input_schema().input_names()
+    return scorer.predict(plain_columns(frame[columns]))
+
+
+def plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """pandas categoricals as plain strings (missing stays None): the types MLflow signatures accept."""
+    out = frame.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(out[col].dtype):
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out
 
 
 def auc_of(column: str = "score") -> Callable[[np.ndarray, pd.DataFrame], float]:
