@@ -60,10 +60,10 @@ def _file_columns(path: Path, fmt: str) -> tuple[list[str], int | None]:
 
 def _parquet_chunks(path: Path, columns: list[str], features: list[str], chunk_size: int) -> Iterator:
     """Yield ``(features as DataFrame, passthrough columns as Arrow table)`` per chunk."""
-    pf = pq.ParquetFile(path)
-    # Without pre_buffer, column chunks are read page by page, so even a single 1M-row row group is
-    # decoded one batch at a time.
-    for batch in pf.iter_batches(batch_size=chunk_size, columns=columns, use_threads=True):
+    # No pre-buffering and a bounded read buffer: column chunks are read page by page, so even a single
+    # 1M-row row group is decoded one batch at a time; no threads, so no read-ahead of further batches.
+    pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+    for batch in pf.iter_batches(batch_size=chunk_size, columns=columns, use_threads=False):
         table = pa.Table.from_batches([batch])
         yield table.select(features).to_pandas(), table
 

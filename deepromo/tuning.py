@@ -14,6 +14,8 @@ import copy
 import json
 import logging
 import math
+import random
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -85,21 +87,41 @@ def trial_config(cfg: DictConfig, values: dict[str, Any], output_dir: Path, run_
 def make_study(hs: DictConfig) -> optuna.Study:
     if hs.sampler.name not in SAMPLERS or hs.pruner.name not in PRUNERS:
         raise ValueError(f"hparams_search: sampler must be one of {sorted(SAMPLERS)} and pruner one of {sorted(PRUNERS)}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat is "experimental"
-        storage = optuna.storages.RDBStorage(
-            url=hs.storage, heartbeat_interval=hs.heartbeat_interval, grace_period=hs.heartbeat_interval * 3
-        )
+    storage = open_storage(hs)
     sampler = SAMPLERS[hs.sampler.name](seed=hs.sampler.seed)
     pruner = (
         optuna.pruners.MedianPruner(n_startup_trials=hs.pruner.n_startup_trials, n_warmup_steps=hs.pruner.n_warmup_steps)
         if hs.pruner.name == "median"
         else optuna.pruners.NopPruner()
     )
-    return optuna.create_study(
-        study_name=hs.study_name, storage=storage, sampler=sampler, pruner=pruner,
-        direction=hs.direction, load_if_exists=True,
-    )
+    for attempt in range(5):
+        try:
+            return optuna.create_study(
+                study_name=hs.study_name, storage=storage, sampler=sampler, pruner=pruner,
+                direction=hs.direction, load_if_exists=True,
+            )
+        except optuna.exceptions.DuplicatedStudyError:  # another worker created it between check and insert
+            time.sleep(0.2 * (attempt + 1))
+    raise RuntimeError(f"could not create or load study '{hs.study_name}' in {hs.storage}")
+
+
+def open_storage(hs: DictConfig, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """The study's RDB storage with heartbeats. Workers that start together race to create the
+    schema (SQLite answers "table already exists"); a short randomised retry lets one of them win."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat is "experimental"
+                return optuna.storages.RDBStorage(
+                    url=hs.storage, heartbeat_interval=hs.heartbeat_interval, grace_period=hs.heartbeat_interval * 3
+                )
+        except sqlalchemy.exc.SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.2, 1.0) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def finished_trials(study: optuna.Study) -> int:

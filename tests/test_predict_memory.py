@@ -12,10 +12,10 @@ from deepromo.data.datamodule import PromoDataModule
 from deepromo.data.views import build_view
 from deepromo.models.registry import get_model_class
 
-ROWS, CHUNK = 1_000_000, 100_000
+ROWS, CHUNK = 1_000_000, 10_000
 
 # Runs in a fresh interpreter: imports and one warm-up scoring first, then growth = peak RSS during the
-# big call (ru_maxrss) minus the RSS just before it, so it is what scoring in chunks costs, not importing torch.
+# big call (VmHWM after resetting it; ru_maxrss where that is not possible) minus the RSS just before it, so it is what scoring in chunks costs, not importing torch.
 CHILD = """
 import json, resource, sys
 import deepromo
@@ -23,15 +23,18 @@ from deepromo.scoring import score_file
 model_path, small, big, out = sys.argv[1:5]
 model = deepromo.load_model(model_path)
 score_file(model, small, out, chunk_size=1000, progress=False)
-def rss_now():  # current RSS (Linux); the peak so far elsewhere, which can only understate the growth
-    try:
-        with open("/proc/self/status") as fh:
-            return next(int(l.split()[1]) * 1024 for l in fh if l.startswith("VmRSS:"))
-    except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-before = rss_now()
+def status(key):
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(key + ":"))
+try:  # Linux: reset the peak (VmHWM) to the current RSS, so the peak below is this call's own
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    before = status("VmRSS")
+except OSError:  # elsewhere: the peak so far, which can only understate the growth
+    status = None
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 summary = score_file(model, big, out, chunk_size=int(sys.argv[5]), progress=False)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+after = status("VmHWM") if status else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"growth": after - before, "before": before, "peak": after, **summary}))
 """
 
