@@ -82,7 +82,7 @@ def log_model(
         with mlflow.start_run(run_id=run_id, nested=run_id is None and mlflow.active_run() is not None):
             return mlflow.pyfunc.log_model(
                 name=ARTIFACT_NAME,
-                python_model=DeepromoPyfunc(),
+                python_model=str(Path(__file__).with_name("pyfunc_entry.py")),  # from code: nothing pickled
                 artifacts=files,
                 signature=signature,
                 input_example=example,

@@ -24,6 +24,7 @@ from deepromo.data.tables import DataValidationError
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DEFAULT_ID_COLUMN = "customer_id"
+FORWARD_BATCH = 8192  # rows per forward pass inside a chunk
 
 
 def input_format(path: str | os.PathLike) -> str:
@@ -231,7 +232,8 @@ def _resolve_model(model_source):
 
 def _score_chunk(model, frame: pd.DataFrame, passthrough, pass_columns: list[str], first_row: int, path: Path) -> pa.Table:
     try:
-        scores = model.predict_frame(frame)
+        # forward passes over at most FORWARD_BATCH rows: activations, not the chunk, would dominate memory
+        scores = model.predict_frame(frame, batch_size=FORWARD_BATCH)
     except DataValidationError as exc:
         raise DataValidationError(
             f"'{path}', chunk of rows {first_row}-{first_row + len(frame) - 1} (row numbers below count from its start): {exc}"
