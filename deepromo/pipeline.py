@@ -133,6 +133,7 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
              *(len(dm.indices[s]) for s in ("train", "val", "test")))
 
     logger = make_logger(cfg, run_dir)
+    register = registry_enabled(cfg, logger)  # checked before training: a bad setting must not cost a run
     monitor, mode = cls.monitor
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"), monitor=monitor, mode=mode, save_last=True, filename="best"
@@ -170,7 +171,7 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
           f"(n={evaluation.n_test})\n{format_table(evaluation.table)}\n\noutputs in {run_dir}")
     if logger:
         log_to_tracker(logger, cfg, model, results, [run_dir / "metrics.json", plot_path, model_path])
-    if registry_enabled(cfg, logger):
+    if register:
         results["registered"] = register_model_version(cfg, logger, model, model_path, dm)
         (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     return results

@@ -96,3 +96,10 @@ def test_bad_data_fails_before_training(tiny_world):
             dm = PromoDataModule(build_view("customer", data), batch_size=64)
             dm.setup()
         assert message in str(err.value)
+
+
+def test_register_without_mlflow_fails_before_training(make_config, tmp_path):
+    cfg = make_config("registry.register=true", "logger=csv")
+    with pytest.raises(ValueError, match="registry.register=true needs logger=mlflow"):
+        run(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
