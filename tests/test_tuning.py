@@ -57,6 +57,7 @@ def test_resume_keeps_finished_trials_and_completes_budget(make_config, tmp_path
     assert len(run_study(make_config(*study_overrides(tmp_path, 4))).trials) == 4
 
 
+@pytest.mark.filterwarnings("ignore:Fixed parameter model.params.tau:UserWarning")  # the deliberate bad value
 def test_failing_trial_is_recorded_and_study_goes_on(make_config, tmp_path):
     cfg = make_config(*study_overrides(tmp_path, 3))
     study = make_study(cfg.hparams_search)
