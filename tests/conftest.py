@@ -21,6 +21,26 @@ def tiny_world():
     return generate_world(n_customers=TINY_CUSTOMERS, seed=0)
 
 
+def tiny_splc(world, epochs: int = 1):
+    """A tiny splc model (trained for ``epochs``; 0 = untrained) with its preprocessor, and its datamodule."""
+    import pytorch_lightning as pl
+
+    from deepromo.data.datamodule import PromoDataModule
+    from deepromo.data.views import build_view
+    from deepromo.models.registry import get_model_class
+
+    pl.seed_everything(0, verbose=False)
+    dm = PromoDataModule(build_view("customer", world), batch_size=128, seed=0)
+    dm.setup()
+    cls = get_model_class("splc")
+    model = cls(dm.spec, **cls.tiny_params, **cls.hparams_from_data(dm))
+    model.preprocessor = dm.preprocessor
+    if epochs:
+        pl.Trainer(max_epochs=epochs, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                   enable_checkpointing=False).fit(model, datamodule=dm)
+    return model, dm
+
+
 def compose_config(overrides: list[str], output_dir: Path):
     """The same config train.py builds, with tiny-run overrides and an explicit output folder."""
     from hydra import compose, initialize_config_dir

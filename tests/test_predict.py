@@ -7,16 +7,12 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import pytorch_lightning as pl
 
 import deepromo
-from deepromo.data.datamodule import PromoDataModule
 from deepromo.data.tables import DataValidationError
-from deepromo.data.views import build_view
-from deepromo.models.registry import get_model_class
 from deepromo.scoring import score_file
 
-from conftest import ROOT
+from conftest import ROOT, tiny_splc
 
 CHUNK = 37  # several chunks for the ~120 test rows
 
@@ -24,15 +20,7 @@ CHUNK = 37  # several chunks for the ~120 test rows
 @pytest.fixture(scope="module")
 def trained(tiny_world, tmp_path_factory):
     """A tiny splc model saved to disk, and the test split's raw feature frame."""
-    pl.seed_everything(0, verbose=False)
-    dm = PromoDataModule(build_view("customer", tiny_world), batch_size=128, seed=0)
-    dm.setup()
-    cls = get_model_class("splc")
-    model = cls(dm.spec, **cls.tiny_params, **cls.hparams_from_data(dm))
-    model.preprocessor = dm.preprocessor
-    pl.Trainer(
-        max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False
-    ).fit(model, datamodule=dm)
+    model, dm = tiny_splc(tiny_world)
     folder = tmp_path_factory.mktemp("scoring")
     ckpt = folder / "model.ckpt"
     model.save(ckpt)

@@ -6,11 +6,9 @@ import sys
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 
-from deepromo.data.datamodule import PromoDataModule
-from deepromo.data.views import build_view
-from deepromo.models.registry import get_model_class
+from conftest import tiny_splc
+
 
 ROWS, CHUNK = 1_000_000, 100_000
 
@@ -51,12 +49,7 @@ def score_in_subprocess(tmp_path, big, chunk):
 
 @pytest.mark.slow
 def test_scoring_memory_follows_the_chunk_not_the_file(tiny_world, tmp_path):
-    pl.seed_everything(0, verbose=False)
-    dm = PromoDataModule(build_view("customer", tiny_world), batch_size=128, seed=0)
-    dm.setup()
-    cls = get_model_class("splc")
-    model = cls(dm.spec, **cls.tiny_params, **cls.hparams_from_data(dm))
-    model.preprocessor = dm.preprocessor
+    model, dm = tiny_splc(tiny_world, epochs=0)
     model.save(tmp_path / "model.ckpt")  # untrained weights score the same way
 
     base = dm.view.frame[["customer_id", *dm.preprocessor.columns]]
