@@ -1,0 +1,163 @@
+"""dipn: isotonic promotion-response network (DESIGN §5; Shen et al. 2021, seeds/000 ref [1]).
+
+p(x, c) = sigmoid( b(x) + d * <w(x), e(c)> ),  w(x) = softplus(MLP(x)) in R^K, w >= 0,
+e_k(c) = clip((c - t_{k-1}) / (t_k - t_{k-1}), 0, 1) on knots t_0 < ... < t_K ("thermometer"),
+d = the treatment's monotone direction (+1: non-decreasing). Each e_k is non-decreasing in c and
+each w_k is non-negative, so p is monotone in c for every x *by construction*, not by a penalty.
+Smoothness: the curve's slopes between knots s_k = w_k / (t_k - t_{k-1}) are penalised by the squared
+differences of neighbouring slopes (zero for a curve that is linear in c on the logit scale).
+With ``monotone: false`` the same trunk instead takes c as an input (the unconstrained baseline).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import BinaryAUROC
+
+from deepromo.models.base import PromoModel
+from deepromo.models.layers import FeatureEncoder, mlp
+from deepromo.models.registry import register_model
+
+
+def thermometer(c: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
+    """``c [B]`` on knots ``[K+1]`` -> ``[B, K]`` with e_k = clip((c - t_{k-1}) / (t_k - t_{k-1}), 0, 1)."""
+    low, high = knots[:-1], knots[1:]
+    return ((c.unsqueeze(-1) - low) / (high - low)).clamp(0.0, 1.0)
+
+
+@register_model("dipn")
+class IsotonicResponseNet(PromoModel):
+    view = "response"
+    task = "response"
+    required_keys = ("cat", "num", "treatment", "y")
+    defaults = {
+        "hidden": [64, 32],  # trunk hidden layers
+        "dropout": 0.1,
+        "lr": 3e-3,
+        "weight_decay": 1e-4,
+        "knots": None,  # incentive knots t_0 < ... < t_K; from the data (levels, or quantiles) when None
+        "smoothness": 0.01,  # weight of the slope-difference penalty
+        "ipw": False,  # weight rows by 1 / propensity (for logs from a biased policy)
+        "monotone": True,  # False = the unconstrained MLP baseline (c is an input feature)
+        "direction": 1,  # +1: response non-decreasing in the incentive; -1: non-increasing
+    }
+    tiny_params = {"hidden": [8]}
+    monitor = ("val/loss", "min")
+
+    def __init__(self, spec, **hparams):
+        super().__init__(spec, **hparams)
+        hp = self.hparams
+        knots = hp.knots if hp.knots is not None else self.default_knots()
+        knots = torch.tensor([float(k) for k in knots], dtype=torch.float32)
+        if knots.numel() < 2 or not bool((knots[1:] > knots[:-1]).all()):
+            raise ValueError(f"dipn: knots must be at least two strictly increasing values, got {hp.knots}")
+        if hp.direction not in (1, -1):
+            raise ValueError(f"dipn: direction must be 1 or -1, got {hp.direction}")
+        self.register_buffer("knots", knots)
+        self.levels = tuple(float(k) for k in knots.tolist())
+        self.encoder = FeatureEncoder(self.spec)
+        k = len(self.levels) - 1
+        extra = 0 if hp.monotone else 1
+        self.trunk = mlp(self.encoder.out_dim + extra, list(hp.hidden)[:-1], list(hp.hidden)[-1], hp.dropout)
+        self.head = nn.Linear(list(hp.hidden)[-1], 1 + (k if hp.monotone else 0))
+        self.output_columns = ("p",) + tuple(f"p_at_{level:g}" for level in self.levels)
+        self.metrics = nn.ModuleDict({f"{s}_auc": BinaryAUROC() for s in ("val", "test")})
+
+    def default_knots(self) -> list[float]:
+        t = self.spec.treatment
+        if t is None:
+            raise ValueError("dipn needs a treatment in the spec (a response view with an incentive column)")
+        return list(t.levels) if t.levels else list(np.linspace(t.low, t.high, 5))
+
+    @classmethod
+    def hparams_from_data(cls, datamodule) -> dict:
+        """Knots: the discrete levels of the training incentives, or 5 quantiles when continuous."""
+        rows = datamodule.indices["train"]
+        c = datamodule.tensors["treatment"][rows].numpy()
+        levels = np.unique(c)
+        knots = levels if len(levels) <= 16 else np.unique(np.quantile(c, np.linspace(0, 1, 6)))
+        return {"knots": [float(v) for v in knots]}
+
+    def _features(self, batch) -> torch.Tensor:
+        return self.encoder(batch["cat"], batch["num"])
+
+    def _scale(self, c: torch.Tensor) -> torch.Tensor:
+        return (c - self.knots[0]) / (self.knots[-1] - self.knots[0])
+
+    def logits_at(self, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logit at incentives ``c [B]`` from trunk input features ``h``; returns (logit [B], increments or None)."""
+        if self.hparams.monotone:
+            out = self.head(self.trunk(h))
+            base, w = out[:, 0], F.softplus(out[:, 1:])
+            return base + self.hparams.direction * (w * thermometer(c, self.knots)).sum(-1), w
+        z = self.head(self.trunk(torch.cat([h, self._scale(c).unsqueeze(-1)], dim=-1)))
+        return z.squeeze(-1), None
+
+    def curve_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits at every knot: ``[B, K+1]``."""
+        if self.hparams.monotone:
+            out = self.head(self.trunk(h))
+            base, w = out[:, :1], F.softplus(out[:, 1:])
+            return torch.cat([base, base + self.hparams.direction * torch.cumsum(w, dim=-1)], dim=-1)
+        n, levels = h.shape[0], self.knots.numel()
+        c = self.knots.repeat(n)
+        hh = h.repeat_interleave(levels, dim=0)
+        return self.logits_at(hh, c)[0].view(n, levels)
+
+    def forward(self, batch):
+        h = self._features(batch)
+        c = batch["treatment"] if "treatment" in batch else torch.zeros(len(h), device=h.device)
+        logit, w = self.logits_at(h, c)
+        curve = torch.sigmoid(self.curve_logits(h))
+        out = {"logit": logit, "p": torch.sigmoid(logit), "curve": curve, "increments": w}
+        for j, level in enumerate(self.levels):
+            out[f"p_at_{level:g}"] = curve[:, j]
+        return out
+
+    def smoothness_penalty(self, w: torch.Tensor) -> torch.Tensor:
+        """Mean squared difference of neighbouring slopes w_k / (t_k - t_{k-1}); 0 for a logit-linear curve."""
+        if w is None or w.shape[-1] < 2:
+            return torch.zeros((), device=self.knots.device)
+        span = self.knots[-1] - self.knots[0]
+        slopes = w / (self.knots[1:] - self.knots[:-1]) * span
+        return (slopes[:, 1:] - slopes[:, :-1]).pow(2).mean()
+
+    def compute_loss(self, batch, out):
+        bce = F.binary_cross_entropy_with_logits(out["logit"], batch["y"], reduction="none")
+        if self.hparams.ipw:
+            if "propensity" not in batch:
+                raise KeyError("dipn: ipw=true needs batch['propensity']")
+            weight = 1.0 / batch["propensity"]
+            bce = bce * weight / weight.mean()
+        loss = bce.mean()
+        smooth = self.smoothness_penalty(out["increments"])
+        return {"loss": loss + self.hparams.smoothness * smooth, "bce": loss, "smoothness": smooth}
+
+    def update_metrics(self, batch, out, stage):
+        if stage == "train":
+            return
+        auc = self.metrics[f"{stage}_auc"]
+        auc.update(out["p"], batch["y"].long())
+        self.log(f"{stage}/auc", auc, on_step=False, on_epoch=True)
+
+    def frame_inputs(self, df: pd.DataFrame) -> dict[str, torch.Tensor]:
+        name = self.spec.treatment.name if self.spec.treatment else "incentive"
+        if name in df.columns:
+            return {"treatment": torch.tensor(pd.to_numeric(df[name]).to_numpy(np.float32))}
+        return {}
+
+    @torch.inference_mode()
+    def predict_curve(self, tensors: dict[str, torch.Tensor], batch_size: int = 65536) -> np.ndarray:
+        """Purchase probability at every knot for each row: ``[N, K+1]`` (rows of ``cat``/``num``)."""
+        self.eval()
+        n = len(tensors["cat"])
+        parts = []
+        for start in range(0, n, batch_size):
+            h = self.encoder(tensors["cat"][start:start + batch_size].to(self.device),
+                             tensors["num"][start:start + batch_size].to(self.device))
+            parts.append(torch.sigmoid(self.curve_logits(h)).float().cpu().numpy())
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.levels)), dtype=np.float32)
