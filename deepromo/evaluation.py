@@ -49,13 +49,63 @@ def evaluate_targeting(
     return Evaluation(table=table, target=target, n_test=len(y_true), curves=curves)
 
 
-EVALUATORS: dict[str, Callable[..., Evaluation]] = {"targeting": evaluate_targeting}
+def true_curves(dm, split: str, levels) -> np.ndarray | None:
+    """The synthetic world's true purchase probability at each level, ``[n, L]``, or None without truth."""
+    truth = dm.view.truth
+    columns = [f"true_p_{level:g}" for level in levels]
+    if truth is None or not set(columns) <= set(truth.columns):
+        return None
+    return truth[columns].to_numpy(dtype=np.float64)[dm.indices[split]]
+
+
+def response_metrics(curve: np.ndarray, p_obs: np.ndarray, y: np.ndarray, treatment: np.ndarray, levels,
+                     truth: np.ndarray | None) -> dict[str, float]:
+    """Fit (log-loss, AUC at the logged incentive), shape (monotonicity violations, roughness) and, with truth,
+    curve and uplift RMSE; plus the Qini coefficient of the predicted uplift for each non-zero level."""
+    from deepromo.metrics.uplift import qini_coefficient
+
+    p = np.clip(p_obs, 1e-7, 1 - 1e-7)
+    out = {
+        "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+        "auc": binary_report(y, (p > 0.5).astype(np.int64), p)["auc"],
+        "monotonicity_violations": float(np.mean((np.diff(curve, axis=1) < -1e-6).any(axis=1))),
+        "roughness": float(np.mean(np.diff(curve, n=2, axis=1) ** 2)) if curve.shape[1] > 2 else 0.0,
+    }
+    if truth is not None:
+        out["curve_rmse"] = float(np.sqrt(np.mean((curve - truth) ** 2)))
+        uplift, true_uplift = curve[:, 1:] - curve[:, :1], truth[:, 1:] - truth[:, :1]
+        out["uplift_rmse"] = float(np.sqrt(np.mean((uplift - true_uplift) ** 2)))
+    for j, level in enumerate(levels[1:], start=1):
+        rows = np.isin(treatment, (levels[0], level))
+        treated = (treatment[rows] == level).astype(np.int64)
+        if 0 < treated.sum() < len(treated) and y[rows].sum() > 0:
+            out[f"qini_{level:g}"] = qini_coefficient(y[rows], treated, curve[rows, j] - curve[rows, 0])
+    return out
+
+
+def evaluate_response(predictions: dict[str, dict[str, np.ndarray]], dm, split: str = "test") -> Evaluation:
+    """predictions: method -> {"p": [n] at the logged incentive, "curve": [n, L] at every level}."""
+    rows = dm.indices[split]
+    y = dm.tensors["y"][rows].numpy().astype(np.int64)
+    treatment = dm.tensors["treatment"][rows].numpy().astype(np.float64)
+    levels = tuple(dm.spec.treatment.levels or np.unique(treatment))
+    truth = true_curves(dm, split, levels)
+    table = {m: response_metrics(o["curve"], o["p"], y, treatment, levels, truth) for m, o in predictions.items()}
+    target = "observed purchase; curves against the true response curves" if truth is not None else "observed purchase"
+    return Evaluation(table=table, target=target, n_test=len(rows), curves={m: o["curve"] for m, o in predictions.items()})
+
+
+EVALUATORS: dict[str, Callable[..., Evaluation]] = {"targeting": evaluate_targeting, "response": evaluate_response}
 
 
 def task_outputs(task: str, arrays: dict[str, np.ndarray]):
-    """What a task's evaluator needs from a model's outputs (targeting: decision in {0,1} and score)."""
+    """What a task's evaluator needs from a model's outputs (targeting: decision in {0,1} and score;
+    response: probability at the logged incentive and the curve over all levels)."""
     if task == "targeting":
         return arrays["pred_prompted"].astype(np.int64), arrays["score"]
+    if task == "response":
+        levels = [k for k in arrays if k.startswith("p_at_")]
+        return {"p": arrays["p"], "curve": np.stack([arrays[k] for k in levels], axis=1)}
     raise KeyError(f"no evaluator for task '{task}'; known tasks are {sorted(EVALUATORS)}")
 
 
@@ -67,3 +117,20 @@ def format_table(table: dict[str, dict[str, float]], digits: int = 3) -> str:
         cells = [f"{row[m]:.{digits}f}" if m in row else "" for m in metrics]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def task_plots(task: str, evaluation: Evaluation, dm, run_dir) -> list:
+    """The task's plots in ``run_dir``: gain curves (targeting) or response curves (response)."""
+    from pathlib import Path
+
+    from deepromo.plots import plot_gain_curves, plot_response_curves
+
+    run_dir = Path(run_dir)
+    if task == "targeting":
+        return [plot_gain_curves(evaluation.curves, run_dir / "gain_curve.png",
+                                 title=f"Cumulative gain on the test split ({evaluation.target})")]
+    if task == "response":
+        levels = tuple(dm.spec.treatment.levels)
+        truth = true_curves(dm, "test", levels)
+        return [plot_response_curves(levels, evaluation.curves, truth, run_dir / "response_curves.png")]
+    return []

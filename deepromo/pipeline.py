@@ -22,11 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 from deepromo.data.datamodule import PromoDataModule
 from deepromo.data.sources import load_source
 from deepromo.data.views import build_view
-from deepromo.evaluation import EVALUATORS, format_table, task_outputs
+from deepromo.evaluation import EVALUATORS, format_table, task_outputs, task_plots
 from deepromo.models.base import PromoModel, to_primitive
-from deepromo.models.baselines import BASELINES
+from deepromo.models.baselines import BASELINES, POSTPROCESS
 from deepromo.models.registry import get_model_class
-from deepromo.plots import plot_gain_curves
 
 log = logging.getLogger("deepromo")
 
@@ -147,8 +146,9 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
     model.save(model_path)
 
     predictions = {cfg.model.name: task_outputs(cls.task, predict_split(model, dm))}
+    variants: dict[str, Any] = {}  # the same model variant is trained once even if two baselines use it
     for name, options in (cfg.model.get("baselines") or {}).items():
-        predictions[name] = run_baseline(name, options, cls, dm, params, cfg, run_dir)
+        predictions[name] = run_baseline(name, options, cls, dm, params, cfg, run_dir, variants)
     evaluation = EVALUATORS[cls.task](predictions, dm)
 
     results = {
@@ -165,12 +165,11 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
         "model_path": str(model_path),
     }
     (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
-    plot_path = plot_gain_curves(evaluation.curves, run_dir / "gain_curve.png",
-                                 title=f"Cumulative gain on the test split ({evaluation.target})")
+    plot_paths = task_plots(cls.task, evaluation, dm, run_dir)
     print(f"\n{cfg.model.name} on {cfg.data.source}: test metrics against {evaluation.target} "
           f"(n={evaluation.n_test})\n{format_table(evaluation.table)}\n\noutputs in {run_dir}")
     if logger:
-        log_to_tracker(logger, cfg, model, results, [run_dir / "metrics.json", plot_path, model_path])
+        log_to_tracker(logger, cfg, model, results, [run_dir / "metrics.json", *plot_paths, model_path])
     if register:
         results["registered"] = register_model_version(cfg, logger, model, model_path, dm)
         (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
@@ -205,15 +204,23 @@ def register_model_version(cfg: DictConfig, logger, model: PromoModel, model_pat
     return {"name": cfg.registry.name, "version": int(version), "alias": cfg.registry.alias, "uri": info.model_uri}
 
 
-def run_baseline(name: str, options, cls, dm, params: dict, cfg: DictConfig, run_dir: Path):
-    """A classic baseline from BASELINES, or a variant of the same model (``variant: {hparam: value}``)."""
+def run_baseline(name: str, options, cls, dm, params: dict, cfg: DictConfig, run_dir: Path, variants: dict):
+    """A classic baseline from BASELINES, or a variant of the same model (``variant: {hparam: value}``),
+    optionally followed by a ``postprocess`` step from POSTPROCESS (e.g. isotonic smoothing of its curves)."""
     options = to_primitive(options) or {}
     if "variant" in options:
-        variant, _ = fit_model(cls, dm, {**params, **options["variant"]}, cfg, run_dir / name)
-        return task_outputs(cls.task, predict_split(variant, dm))
-    if name not in BASELINES:
+        key = json.dumps(options["variant"], sort_keys=True)
+        if key not in variants:
+            variant, _ = fit_model(cls, dm, {**params, **options["variant"]}, cfg, run_dir / name)
+            variants[key] = task_outputs(cls.task, predict_split(variant, dm))
+        outputs = variants[key]
+    elif name in BASELINES:
+        outputs = BASELINES[name](dm, seed=int(cfg.seed))
+    else:
         raise KeyError(f"unknown baseline '{name}'; valid baselines are {sorted(BASELINES)} or a model variant")
-    return BASELINES[name](dm, seed=int(cfg.seed))
+    if options.get("postprocess"):
+        outputs = POSTPROCESS[options["postprocess"]](outputs, dm)
+    return outputs
 
 
 def extra_callbacks(cfg: DictConfig, monitor: str, mode: str):

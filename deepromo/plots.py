@@ -77,3 +77,38 @@ def plot_training_curves(history: dict[str, list[float]], path, title: str = "Tr
     finally:
         plt.close(fig)
     return path
+
+
+def plot_response_curves(levels, curves: dict[str, np.ndarray], truth: np.ndarray | None, path,
+                         customers: int = 4, title: str = "Response curves of test customers") -> Path:
+    """Predicted purchase probability over incentive levels for a few customers, one panel each.
+
+    levels: [L]; curves: method -> [n, L]; truth: [n, L] true curves or None. Customers are picked
+    across the range of true (else first method's) uplift so the panels differ.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ref = truth if truth is not None else next(iter(curves.values()))
+    order = np.argsort(ref[:, -1] - ref[:, 0])
+    picks = order[np.linspace(0, len(order) - 1, customers).round().astype(int)]
+    fig, axes = plt.subplots(1, customers, figsize=(3.2 * customers, 3.4), sharey=False)
+    for ax, i in zip(np.atleast_1d(axes), picks):
+        if truth is not None:
+            ax.plot(levels, truth[i], "k--", lw=2, label="true")
+        for method, curve in curves.items():
+            ax.plot(levels, curve[i], marker="o", ms=3, label=method)
+        ax.set_title(f"test customer #{i}", fontsize=9)
+        ax.set_xlabel("incentive")
+        ax.grid(alpha=0.3)
+    np.atleast_1d(axes)[0].set_ylabel("P(purchase)")
+    np.atleast_1d(axes)[-1].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,7 +1,9 @@
 """Classic baselines scored side by side with the deep models (scikit-learn and rule-based).
 
-Each baseline is ``fit_predict(datamodule, seed) -> (pred [n_test] in {0,1}, score [n_test])``
-for the datamodule's test rows, trained on its training rows only.
+Each baseline is ``fit_predict(datamodule, seed)`` trained on the datamodule's training rows and
+returning what its task's evaluator reads for the test rows: targeting ``(pred [n] in {0,1}, score [n])``,
+response ``{"p": [n] at the logged incentive, "curve": [n, L] at every level}``.
+``POSTPROCESS`` holds transformations applied to another method's outputs (e.g. isotonic smoothing).
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder
 
@@ -70,3 +73,40 @@ def rfm_segments_baseline(dm, seed: int = 0):
     pred = segments.isin(RFM_TOP_SEGMENTS).to_numpy().astype(np.int64)
     score = (scores["R"] + (scores["F"] + scores["M"]) / 2.0).to_numpy(dtype=np.float64)
     return pred, score
+
+
+@register_baseline("gbm_per_level")
+def gbm_per_level_baseline(dm, seed: int = 0):
+    """One gradient-boosting classifier per incentive level, each fitted on the customers who got that level."""
+    x_train, enc = sklearn_features(dm, "train")
+    x_test, _ = sklearn_features(dm, "test", enc)
+    c_train = dm.tensors["treatment"][dm.indices["train"]].numpy()
+    y_train = dm.tensors["y"][dm.indices["train"]].numpy()
+    levels = np.asarray(dm.spec.treatment.levels)
+    curve = np.zeros((len(x_test), len(levels)))
+    for j, level in enumerate(levels):
+        rows = c_train == level
+        if len(np.unique(y_train[rows])) < 2:  # too few rows at this level: its observed rate
+            curve[:, j] = y_train[rows].mean() if rows.any() else y_train.mean()
+            continue
+        model = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, random_state=seed)
+        curve[:, j] = model.fit(x_train[rows], y_train[rows]).predict_proba(x_test)[:, 1]
+    c_test = dm.tensors["treatment"][dm.indices["test"]].numpy()
+    p = curve[np.arange(len(c_test)), np.searchsorted(levels, c_test).clip(0, len(levels) - 1)]
+    return {"p": p, "curve": curve}
+
+
+def isotonic_curves(outputs: dict, dm) -> dict:
+    """Per-customer isotonic (non-decreasing) regression of each predicted curve over the levels (scikit-learn)."""
+    levels = np.asarray(dm.spec.treatment.levels, dtype=np.float64)
+    curve = np.asarray(outputs["curve"], dtype=np.float64)
+    fitted = np.empty_like(curve)
+    iso = IsotonicRegression(increasing=True)
+    for i in range(len(curve)):
+        fitted[i] = iso.fit_transform(levels, curve[i])
+    c = dm.tensors["treatment"][dm.indices["test"]].numpy()
+    p = fitted[np.arange(len(c)), np.searchsorted(levels, c).clip(0, len(levels) - 1)]
+    return {"p": p, "curve": fitted}
+
+
+POSTPROCESS = {"isotonic": isotonic_curves}
