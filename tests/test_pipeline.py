@@ -103,3 +103,14 @@ def test_register_without_mlflow_fails_before_training(make_config, tmp_path):
     with pytest.raises(ValueError, match="registry.register=true needs logger=mlflow"):
         run(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_dipn_job_reports_curves_against_truth(make_config, tmp_path):
+    results = run(make_config("model=dipn"))
+    assert set(results["test"]) == {"dipn", "mlp_unconstrained", "mlp_isotonic", "gbm_per_level"}
+    dipn = results["test"]["dipn"]
+    assert dipn["monotonicity_violations"] == 0.0
+    assert results["test"]["mlp_isotonic"]["monotonicity_violations"] == 0.0
+    for key in ("log_loss", "auc", "roughness", "curve_rmse", "uplift_rmse", "qini_5", "qini_20"):
+        assert np.isfinite(dipn[key]), key
+    assert (tmp_path / "run" / "response_curves.png").stat().st_size > 10_000

@@ -283,6 +283,47 @@ def _greedy_fill(choice, target, vs, cs, rem, codes=None, seg_rem=None, max_roun
     return choice
 
 
+def _fill_leftover(choice, vs, cs, budget, codes=None, caps=None, max_rounds=50):
+    """Spend what the budget has left: repeatedly give each customer the most valuable upgrade that
+    still fits on its own, take them in Δvalue / Δcost order while the running total fits, repeat.
+    Only ever increases the plan's value and keeps it feasible. Modifies ``choice`` in place.
+    """
+    n = len(choice)
+    rows = np.arange(n)
+    for _ in range(max_rounds):
+        cur_c = _row_take(cs, choice)
+        rem = budget - cur_c.sum()
+        lim = np.full(n, rem)
+        if codes is not None:
+            capped = codes >= 0
+            seg_rem = caps - np.bincount(codes[capped], weights=cur_c[capped], minlength=len(caps))
+            lim = np.where(capped, np.minimum(rem, seg_rem[np.where(capped, codes, 0)]), rem)
+        # customers with some upgrade that fits: cheapest strict upgrade cost <= lim (cs is sorted)
+        dc = cs[rows] - cur_c[:, None]
+        dv = vs[rows] - _row_take(vs, choice)[:, None]
+        ok = (dc <= lim[:, None]) & (dv > 0)
+        has = ok.any(axis=1)
+        if not has.any():
+            break
+        r = np.flatnonzero(has)
+        dvr = np.where(ok[r], dv[r], -np.inf)
+        j = dvr.argmax(axis=1)
+        gv, gc = _row_take(dvr, j), _row_take(dc[r], j)
+        with np.errstate(divide="ignore"):
+            ratio = np.where(gc > 0, gv / np.where(gc > 0, gc, 1.0), np.inf)
+        order = np.argsort(-ratio, kind="stable")
+        r, j, gc = r[order], j[order], gc[order]
+        acc = np.cumsum(gc) <= rem
+        if codes is not None:
+            seg = codes[r]
+            for s in np.unique(seg[seg >= 0]):
+                m = seg == s
+                acc[m] &= np.cumsum(gc[m]) <= seg_rem[s]
+        acc[0] = True  # fits on its own
+        choice[r[acc]] = j[acc]
+    return choice
+
+
 def allocate_budget(value, cost, budget, *, segments=None, segment_caps=None, max_level=None,
                     tol=1e-9) -> Allocation:
     """Choose one level per customer maximising sum value subject to sum cost <= budget.
@@ -352,6 +393,8 @@ def allocate_budget(value, cost, budget, *, segments=None, segment_caps=None, ma
     if seginfo is not None:
         seg_rem = caps - np.bincount(codes[codes >= 0], weights=chosen_cost[codes >= 0], minlength=len(caps))
     choice = _greedy_fill(ch_hi.copy(), target, vs, cs, rem, codes, seg_rem)
+    if np.isfinite(b) or seginfo is not None:
+        choice = _fill_leftover(choice, vs, cs, b, codes, seg_rem if seginfo is None else caps)
 
     # Lagrangian dual bound min over the two ends of the bracket
     def dual(lam, floor, ch):
