@@ -126,7 +126,8 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
 
     data = load_source(cfg.data.source, **OmegaConf.to_container(cfg.data.options, resolve=True))
     view = build_view(cls.view, data)
-    dm = PromoDataModule(view, batch_size=cfg.data.batch_size, split=cfg.data.split, seed=int(cfg.seed))
+    dm = PromoDataModule(view, batch_size=cfg.data.batch_size, split=cfg.data.split,
+                         seed=int(cfg.data.get("split_seed", cfg.seed)))
     dm.setup()
     log.info("data '%s': %d rows (train %d / val %d / test %d)", cfg.data.source, len(view),
              *(len(dm.indices[s]) for s in ("train", "val", "test")))
