@@ -165,8 +165,12 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
         "test": evaluation.table,
         "model_path": str(model_path),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     plot_paths = task_plots(cls.task, evaluation, dm, run_dir)
+    if cls.task == "response" and cfg.model.get("allocation"):
+        section, paths = allocation_section(cfg, evaluation.curves[cfg.model.name], dm, run_dir)
+        results["allocation"] = section
+        plot_paths += paths
+    (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     print(f"\n{cfg.model.name} on {cfg.data.source}: test metrics against {evaluation.target} "
           f"(n={evaluation.n_test})\n{format_table(evaluation.table)}\n\noutputs in {run_dir}")
     if logger:
@@ -175,6 +179,30 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
         results["registered"] = register_model_version(cfg, logger, model, model_path, dm)
         (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     return results
+
+
+def allocation_section(cfg: DictConfig, curve: np.ndarray, dm, run_dir: Path) -> tuple[dict, list[Path]]:
+    """Budget scenarios from the model's predicted curves on the test customers (``model.allocation`` config):
+    ROI of the optimised plan vs uniform, random and oracle plans, a plot, and the plan as Parquet."""
+    from deepromo.decide.scenarios import budget_scenarios, plan_frame, plot_roi_by_budget, scenario_table
+    from deepromo.evaluation import true_curves
+
+    a = cfg.model.allocation
+    levels = tuple(dm.spec.treatment.levels)
+    frame = dm.view.frame.iloc[dm.indices["test"]]
+    margin = frame[a.margin_column].to_numpy(dtype=np.float64) * a.margin_rate if a.margin_column else a.margin
+    margin = np.where(margin > 0, margin, np.median(margin[margin > 0]) if np.any(margin > 0) else 1.0)
+    true = true_curves(dm, "test", levels)
+    report, plans = budget_scenarios(curve, levels, margin, true, dict(a.scenarios), a.cost_model, a.contact_cost,
+                                     seed=int(cfg.seed))
+    print(f"\nallocation ({'judged on the true curves' if true is not None else 'judged on the predictions'}):\n"
+          f"{scenario_table(report)}")
+    plan_path = run_dir / "allocation_plan.parquet"
+    plan_frame(plans[a.plan_scenario], frame["customer_id"], levels, curve, margin, a.cost_model,
+               a.contact_cost).to_parquet(plan_path, index=False)
+    report["judged_on"] = "true curves" if true is not None else "predicted curves"
+    return report, [plot_roi_by_budget({k: v for k, v in report.items() if isinstance(v, dict)},
+                                       run_dir / "roi_by_budget.png"), plan_path]
 
 
 def registry_enabled(cfg: DictConfig, logger) -> bool:

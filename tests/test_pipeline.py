@@ -114,3 +114,13 @@ def test_dipn_job_reports_curves_against_truth(make_config, tmp_path):
     for key in ("log_loss", "auc", "roughness", "curve_rmse", "uplift_rmse", "qini_5", "qini_20"):
         assert np.isfinite(dipn[key]), key
     assert (tmp_path / "run" / "response_curves.png").stat().st_size > 10_000
+    allocation = results["allocation"]
+    assert set(allocation) == {"low", "medium", "high", "unrestricted", "judged_on"}
+    for name in ("low", "medium", "high"):
+        scenario = allocation[name]
+        assert scenario["oracle"]["profit"] >= scenario["optimised"]["profit"] - 1e-6
+    plan = pd.read_parquet(tmp_path / "run" / "allocation_plan.parquet")
+    assert list(plan.columns) == ["customer_id", "level", "incentive", "expected_uplift", "expected_cost"]
+    assert plan["expected_cost"].sum() <= allocation["medium"]["budget"] * (1 + 1e-9)  # the plan fits its budget
+    assert (plan["expected_uplift"] >= -1e-9).all()  # dipn curves are monotone: no negative uplift
+    assert (tmp_path / "run" / "roi_by_budget.png").exists()
