@@ -62,8 +62,21 @@ def suggest(trial: optuna.Trial, key: str, space: dict) -> Any:
         return trial.suggest_int(key, space["low"], space["high"], log=bool(space.get("log", False)),
                                  step=space.get("step") or 1)
     if kind == "categorical":
-        return trial.suggest_categorical(key, list(space["choices"]))
+        choices = list(space["choices"])
+        if any(isinstance(c, (list, tuple, dict)) for c in choices):  # Optuna stores only scalars: use JSON text
+            return json.loads(trial.suggest_categorical(key, [json.dumps(c) for c in choices]))
+        return trial.suggest_categorical(key, choices)
     raise ValueError(f"hparams_search.params.{key}: unknown type '{kind}'; expected float, int or categorical")
+
+
+def decode_choice(value: Any) -> Any:
+    """Undo the JSON text used for list/dict categorical choices (see ``suggest``)."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
 
 
 def trial_config(cfg: DictConfig, values: dict[str, Any], output_dir: Path, run_id: str | None) -> DictConfig:
@@ -194,7 +207,8 @@ def run_study(cfg: DictConfig) -> optuna.Study:
         print(f"study '{hs.study_name}' already has {finished_trials(study)} of {budget} trials; nothing to run")
 
     def objective(trial: optuna.Trial) -> float:
-        values = {key: suggest(trial, key, dict(space)) for key, space in hs.params.items()}
+        space_of = OmegaConf.to_container(hs.params, resolve=True)
+        values = {key: suggest(trial, key, space) for key, space in space_of.items()}
         run_id = tracker.child(trial.number)
         status = "FAILED"
         try:
@@ -248,17 +262,20 @@ def write_study_outputs(study: optuna.Study, cfg: DictConfig, out_dir: Path) -> 
         print(f"study '{hs.study_name}': no completed trial, no best parameters")
         return files
     best = study.best_trial
+    params = {k: decode_choice(v) for k, v in best.params.items()}
     nested = OmegaConf.create()
-    for key, value in best.params.items():
+    for key, value in params.items():
         OmegaConf.update(nested, key, value, merge=True)
     header = (f"# best trial {best.number} of study '{hs.study_name}': {hs.metric}={best.value:.6f} ({hs.direction})\n"
               f"# use: python train.py model={cfg.model.name} $(cat best_overrides.txt)\n")
     (out_dir / "best_params.yaml").write_text(header + OmegaConf.to_yaml(nested))
-    (out_dir / "best_overrides.txt").write_text(" ".join(f"{k}={v}" for k, v in best.params.items()) + "\n")
+    overrides = " ".join(f"{k}={json.dumps(v, separators=(',', ':')) if isinstance(v, list) else v}"
+                         for k, v in params.items())
+    (out_dir / "best_overrides.txt").write_text(overrides + "\n")
     files += [out_dir / "best_params.yaml", out_dir / "best_overrides.txt"]
     files += plot_study(study, out_dir)
     print(f"study '{hs.study_name}': best {hs.metric}={best.value:.4f} (trial {best.number}) with "
-          f"{' '.join(f'{k}={v}' for k, v in best.params.items())}\n  written to {out_dir}")
+          f"{overrides}\n  written to {out_dir}")
     return files
 
 
