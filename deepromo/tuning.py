@@ -288,8 +288,10 @@ def plot_study(study: optuna.Study, out_dir: Path) -> list[Path]:
     from optuna.visualization import matplotlib as ovm
 
     written = []
-    for name, plot in (("optimization_history.png", ovm.plot_optimization_history),
-                       ("param_importances.png", ovm.plot_param_importances)):
+    plots = [("optimization_history.png", ovm.plot_optimization_history)]
+    if len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))) >= 2:
+        plots.append(("param_importances.png", ovm.plot_param_importances))  # meaningless with one trial
+    for name, plot in plots:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
