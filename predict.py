@@ -1,7 +1,7 @@
 """Score a CSV or Parquet file of customers with a trained deepromo model (docs/scoring.md).
 
     python predict.py --model outputs/splc/<time>/model.ckpt --input customers.parquet --output scores.parquet
-    python predict.py --model models:/splc@champion --input customers.csv.gz --output scores.parquet
+    python predict.py --model "models:/deepromo-splc-synthetic@champion" --input customers.csv.gz --output scores.parquet
 
 Bad input (missing columns, unsupported file type, missing file) prints one ``error: ...`` line and
 exits 2; set DEEPROMO_DEBUG=1 for the traceback.
