@@ -114,8 +114,3 @@ def validate_batch(batch: Mapping, spec: FeatureSpec | None = None, required: It
         y = batch["y"]
         if ((y != 0) & (y != 1)).any():
             raise BatchValidationError("batch['y'] must contain only 0 and 1")
-
-
-def slice_batch(arrays: Mapping[str, torch.Tensor], index: torch.Tensor) -> PromoBatch:
-    """Rows ``index`` of every tensor in ``arrays`` (first dimension = rows)."""
-    return {k: v[index] for k, v in arrays.items()}

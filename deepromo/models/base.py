@@ -13,7 +13,6 @@ Checkpoints hold only primitives (spec dict, hparams, preprocessor JSON), so the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -199,7 +198,3 @@ class PromoModel(pl.LightningModule):
     def frame_inputs(self, df: pd.DataFrame) -> dict[str, torch.Tensor]:
         """Extra non-feature inputs read from a raw frame (e.g. the treatment); default none."""
         return {}
-
-
-def finite_or_nan(x: float) -> float:
-    return float(x) if math.isfinite(float(x)) else float("nan")
