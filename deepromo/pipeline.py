@@ -170,14 +170,13 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
         section, paths = allocation_section(cfg, evaluation.curves[cfg.model.name], dm, run_dir)
         results["allocation"] = section
         plot_paths += paths
+    if register:  # before metrics.json is written, so the file (and its MLflow copy) names the version
+        results["registered"] = register_model_version(cfg, logger, model, model_path, dm)
     (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     print(f"\n{cfg.model.name} on {cfg.data.source}: test metrics against {evaluation.target} "
           f"(n={evaluation.n_test})\n{format_table(evaluation.table)}\n\noutputs in {run_dir}")
     if logger:
         log_to_tracker(logger, cfg, model, results, [run_dir / "metrics.json", *plot_paths, model_path])
-    if register:
-        results["registered"] = register_model_version(cfg, logger, model, model_path, dm)
-        (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     return results
 
 
