@@ -20,16 +20,16 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from benchmarks.common import markdown_table, time_repeats, write_results  # noqa: E402
 
 
 def compose(overrides, out_dir):
-    from conftest import compose_config  # the same composition train.py does
+    from deepromo.config import compose_train_config  # the same composition train.py does
 
-    return compose_config(list(overrides), Path(out_dir))
+    return compose_train_config(["logger=none", "trainer.enable_progress_bar=false", *overrides,
+                                 f"paths.output_dir={out_dir}"])
 
 
 def bench_pyfunc(rows: int, customers: int, tmp: Path) -> list[dict]:

@@ -42,8 +42,6 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, write_results  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = ROOT / "configs"
 METHODS = ["splc", "bce_two_stage", "logistic", "rfm_segments"]
 METRICS = ["balanced_accuracy", "weighted_f1", "auc", "gain_at_40", "precision", "recall"]
 # organic_engage_rate -> realised organic share among engaged purchasers (seed 0, 20k customers):
@@ -70,9 +68,9 @@ def organic_share(n_customers: int, seed: int, rate: float) -> dict:
 
 
 def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
+    from deepromo.config import compose_train_config
 
-    return hydra_compose(config_name="train", overrides=overrides)
+    return compose_train_config(overrides)
 
 
 def run_job(overrides: list[str]) -> tuple[dict, float]:
@@ -246,44 +244,41 @@ def main(argv=None) -> None:
         args.customers, args.epochs, args.rates, args.seeds, args.taus = 2000, 2, [0.0, 0.45], [0], [0.3]
     torch.set_num_threads(args.threads)
 
-    from hydra import initialize_config_dir
-
     started = time.perf_counter()
     rates, seeds = list(args.rates), list(args.seeds)
     base = [f"data.options.n_customers={args.customers}", "~model.baselines.random_forest"]
     if args.epochs:
         base.append(f"trainer.max_epochs={args.epochs}")
     shares, runs, tau_rows = {}, {}, []
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        params = compose(base).model.params
-        args.tau_default, args.warmup_default = float(params.tau), int(params.warmup_epochs)
-        args.threshold_default = float(params.decision_threshold)
-        for rate in rates:
-            for seed in seeds:
-                shares[(rate, seed)] = organic_share(args.customers, seed, rate)
-                results, seconds = run_job([*base, f"seed={seed}", f"data.options.organic_engage_rate={rate}"])
-                runs[(rate, seed)] = {"test": results["test"], "seconds": seconds}
-                t = results["test"]
-                print(f"rate {rate:.2f} seed {seed}: organic share {shares[(rate, seed)]['organic_share']:.3f}  "
-                      + "  ".join(f"{m} bacc {t[m]['balanced_accuracy']:.3f}" for m in METHODS)
-                      + f"  ({seconds:.0f} s)", flush=True)
-            # keep a complete file after every grid point (a cut-off run still leaves results)
-            sections, data, *_ = build_report(rates, seeds, shares, runs, tau_rows, args,
-                                              time.perf_counter() - started)
-            write_results(args.name, "splc label correction vs organic-buyer noise", sections, data)
-        if args.taus:
-            rate, seed = max(rates), seeds[0]
-            for tau in args.taus:
-                if math.isclose(tau, args.tau_default) and (rate, seed) in runs:
-                    row = runs[(rate, seed)]["test"]["splc"]
-                else:
-                    results, _ = run_job([*base, f"seed={seed}", f"data.options.organic_engage_rate={rate}",
-                                          f"model.params.tau={tau}", "model.baselines={}"])
-                    row = results["test"]["splc"]
-                tau_rows.append({"rate": rate, "seed": seed, "tau": f"{tau:g}", **row})
-                print(f"tau {tau:g}: bacc {row['balanced_accuracy']:.3f} wf1 {row['weighted_f1']:.3f}", flush=True)
-            bce = runs[(rate, seed)]["test"]["bce_two_stage"]
-            tau_rows.append({"rate": rate, "seed": seed, "tau": "bce_two_stage", **bce})
+    params = compose(base).model.params
+    args.tau_default, args.warmup_default = float(params.tau), int(params.warmup_epochs)
+    args.threshold_default = float(params.decision_threshold)
+    for rate in rates:
+        for seed in seeds:
+            shares[(rate, seed)] = organic_share(args.customers, seed, rate)
+            results, seconds = run_job([*base, f"seed={seed}", f"data.options.organic_engage_rate={rate}"])
+            runs[(rate, seed)] = {"test": results["test"], "seconds": seconds}
+            t = results["test"]
+            print(f"rate {rate:.2f} seed {seed}: organic share {shares[(rate, seed)]['organic_share']:.3f}  "
+                  + "  ".join(f"{m} bacc {t[m]['balanced_accuracy']:.3f}" for m in METHODS)
+                  + f"  ({seconds:.0f} s)", flush=True)
+        # keep a complete file after every grid point (a cut-off run still leaves results)
+        sections, data, *_ = build_report(rates, seeds, shares, runs, tau_rows, args,
+                                          time.perf_counter() - started)
+        write_results(args.name, "splc label correction vs organic-buyer noise", sections, data)
+    if args.taus:
+        rate, seed = max(rates), seeds[0]
+        for tau in args.taus:
+            if math.isclose(tau, args.tau_default) and (rate, seed) in runs:
+                row = runs[(rate, seed)]["test"]["splc"]
+            else:
+                results, _ = run_job([*base, f"seed={seed}", f"data.options.organic_engage_rate={rate}",
+                                      f"model.params.tau={tau}", "model.baselines={}"])
+                row = results["test"]["splc"]
+            tau_rows.append({"rate": rate, "seed": seed, "tau": f"{tau:g}", **row})
+            print(f"tau {tau:g}: bacc {row['balanced_accuracy']:.3f} wf1 {row['weighted_f1']:.3f}", flush=True)
+        bce = runs[(rate, seed)]["test"]["bce_two_stage"]
+        tau_rows.append({"rate": rate, "seed": seed, "tau": "bce_two_stage", **bce})
 
     elapsed = time.perf_counter() - started
     sections, data, metric_rows, diff_rows = build_report(rates, seeds, shares, runs, tau_rows, args, elapsed)

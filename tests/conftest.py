@@ -10,7 +10,6 @@ import pytest
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = ROOT / "configs"
 TINY_CUSTOMERS = 800
 
 
@@ -43,7 +42,7 @@ def tiny_splc(world, epochs: int = 1):
 
 def compose_config(overrides: list[str], output_dir: Path):
     """The same config train.py builds, with tiny-run overrides and an explicit output folder."""
-    from hydra import compose, initialize_config_dir
+    from deepromo.config import compose_train_config
 
     base = [
         f"data.options.n_customers={TINY_CUSTOMERS}",
@@ -52,8 +51,7 @@ def compose_config(overrides: list[str], output_dir: Path):
         "logger=none",
         f"paths.output_dir={output_dir}",
     ]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name="train", overrides=base + list(overrides))
+    return compose_train_config(base + list(overrides))
 
 
 @pytest.fixture

@@ -198,7 +198,6 @@ def _bisect(vs, cs, budget, floor=None, rtol=1e-9, max_iter=100):
     Returns lam_lo, lam_hi, choice_lo [k], choice_hi [k], iterations. lam_lo == lam_hi == 0 when the
     plan at lam = 0 is feasible; otherwise the lam_lo plan is infeasible and the lam_hi plan feasible.
     """
-    k = vs.shape[0]
 
     def mult(lam, rows=None):
         if floor is None:
@@ -332,7 +331,6 @@ def _polish(choice, vs, cs, budget, codes=None, caps=None, k=60, max_rounds=3):
     value / cost order until every budget fits again, refill (:func:`_fill_leftover`); keep the
     trial if it is better. Repeats while it improves (at most ``max_rounds``).
     """
-    n = len(choice)
     best_v = _row_take(vs, choice).sum()
     for _ in range(max_rounds):
         cur_v, cur_c = _row_take(vs, choice), _row_take(cs, choice)

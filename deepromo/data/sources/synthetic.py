@@ -340,7 +340,7 @@ def _generate(cfg: SyntheticConfig) -> CanonicalData:
     logits += rng.gumbel(size=(n, 3))
     intent = np.argmax(logits, axis=1).astype(np.int8)
     del logits, effects
-    is_p, is_o, is_i = intent == 0, intent == 1, intent == 2
+    is_p, is_o = intent == 0, intent == 1
 
     # ---------------- latent traits ----------------
     def by_intent(vals):
