@@ -38,6 +38,13 @@ def world(n: int, seed: int):
     return p, margin
 
 
+def instance(n: int, seed: int):
+    """Value and cost [n, L] of a random world, and the cost of its unrestricted plan (budgets are shares of it)."""
+    p, margin = world(n, seed)
+    v, c = expected_value_and_cost(p, LEVELS, margin)
+    return v, c, allocate_budget(v, c, np.inf).cost
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -45,12 +52,10 @@ def main() -> None:
     n_big, n_exact, time_limit = (200_000, 2_000, 30) if args.quick else (1_000_000, 20_000, 300)
 
     # 1) speed at scale
-    p, margin = world(n_big, 0)
-    v, c = expected_value_and_cost(p, LEVELS, margin)
-    full = allocate_budget(v, c, np.inf)
+    v, c, full_cost = instance(n_big, 0)
     speed_rows = []
     for frac in (0.1, 0.3):
-        b = frac * full.cost
+        b = frac * full_cost
         t = time_repeats(lambda: allocate_budget(v, c, b), repeats=3, warmup=1)
         a = allocate_budget(v, c, b)
         speed_rows.append({"customers": n_big, "levels": len(LEVELS), "budget_share": frac,
@@ -59,12 +64,10 @@ def main() -> None:
     del v, c
 
     # 2) exact MILP vs Lagrangian on n_exact customers
-    p, margin = world(n_exact, 1)
-    v, c = expected_value_and_cost(p, LEVELS, margin)
-    full = allocate_budget(v, c, np.inf)
+    v, c, full_cost = instance(n_exact, 1)
     exact_rows = []
     for frac in (0.1, 0.3):
-        b = frac * full.cost
+        b = frac * full_cost
         t0 = time.perf_counter(); a = allocate_budget(v, c, b); t_lag = time.perf_counter() - t0
         t0 = time.perf_counter(); a_np = allocate_budget(v, c, b, polish=False); t_np = time.perf_counter() - t0
         t0 = time.perf_counter(); e = solve_exact(v, c, b, time_limit=time_limit); t_ex = time.perf_counter() - t0
