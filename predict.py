@@ -2,6 +2,8 @@
 
     python predict.py --model outputs/splc/<time>/model.ckpt --input customers.parquet --output scores.parquet
     python predict.py --model "models:/deepromo-splc-synthetic@champion" --input customers.csv.gz --output scores.parquet
+    python predict.py --model outputs/txl/<time>/model.ckpt --input customers.parquet --events events.parquet \
+        --as-of 120 --output scores.parquet          # sequence models also read the customers' events
 
 Bad input (missing columns, unsupported file type, missing file) prints one ``error: ...`` line and
 exits 2; set DEEPROMO_DEBUG=1 for the traceback.
@@ -29,6 +31,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--keep-column", action="append", dest="keep_columns", default=[], metavar="COL",
         help="further input column copied to the output (repeatable)",
     )
+    parser.add_argument("--events", default=None, metavar="FILE",
+                        help="sequence models (txl): CSV/Parquet of the customers' events "
+                             "(customer_id, ts, event_type, category, amount, promo_active)")
+    parser.add_argument("--as-of", type=float, default=None, metavar="DAYS",
+                        help="sequence models: prediction time in days (default: just after each customer's newest event)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -39,7 +46,7 @@ def run(args: argparse.Namespace) -> dict:
     try:
         summary = score_file(
             args.model, args.input, args.output, chunk_size=args.chunk_size, id_columns=args.id_columns,
-            keep_columns=args.keep_columns, progress=not args.no_progress,
+            keep_columns=args.keep_columns, progress=not args.no_progress, events=args.events, as_of=args.as_of,
         )
     except FileNotFoundError as exc:  # a wrong path is a user error: one line, exit 2
         raise ValueError(str(exc)) from None

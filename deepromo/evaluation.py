@@ -95,18 +95,56 @@ def evaluate_response(predictions: dict[str, dict[str, np.ndarray]], dm, split: 
     return Evaluation(table=table, target=target, n_test=len(rows), curves={m: o["curve"] for m, o in predictions.items()})
 
 
-EVALUATORS: dict[str, Callable[..., Evaluation]] = {"targeting": evaluate_targeting, "response": evaluate_response}
+def evaluate_purchase(predictions: dict[str, dict[str, np.ndarray]], dm, split: str = "test") -> Evaluation:
+    """predictions: method -> {"p": [n] purchase probabilities on ``split``, "val_p": on the validation split}.
+
+    The F1 threshold of each method is the one that maximises its F1 on the validation split, so the test
+    F1 is an honest out-of-sample number; the ranking metrics need no threshold.
+    """
+    from deepromo.metrics.purchase import best_f1_threshold, purchase_report
+
+    y = dm.tensors["y"][dm.indices[split]].numpy().astype(np.int64)
+    y_val = dm.tensors["y"][dm.indices["val"]].numpy().astype(np.int64)
+    table, curves = {}, {}
+    for method, out in predictions.items():
+        table[method] = purchase_report(y, out["p"], best_f1_threshold(y_val, out["val_p"]))
+        curves[method] = (y, np.asarray(out["p"], dtype=np.float64))
+    return Evaluation(table=table, target=f"observed purchase in the next window (base rate {y.mean():.3f})",
+                      n_test=len(y), curves=curves)
 
 
-def task_outputs(task: str, arrays: dict[str, np.ndarray]):
+EVALUATORS: dict[str, Callable[..., Evaluation]] = {
+    "targeting": evaluate_targeting, "response": evaluate_response, "purchase": evaluate_purchase,
+}
+NEEDS_VALIDATION_OUTPUTS = ("purchase",)  # tasks whose evaluator also reads each method's validation predictions
+
+
+def task_outputs(task: str, arrays: dict[str, np.ndarray], val_arrays: dict[str, np.ndarray] | None = None):
     """What a task's evaluator needs from a model's outputs (targeting: decision in {0,1} and score;
-    response: probability at the logged incentive and the curve over all levels)."""
+    response: probability at the logged incentive and the curve over all levels; purchase: the
+    probabilities on the evaluated split and on the validation split)."""
     if task == "targeting":
         return arrays["pred_prompted"].astype(np.int64), arrays["score"]
     if task == "response":
         levels = [k for k in arrays if k.startswith("p_at_")]
         return {"p": arrays["p"], "curve": np.stack([arrays[k] for k in levels], axis=1)}
+    if task == "purchase":
+        return {"p": arrays["p"], "val_p": val_arrays["p"]}
     raise KeyError(f"no evaluator for task '{task}'; known tasks are {sorted(EVALUATORS)}")
+
+
+def predict_split(model, dm, split: str = "test") -> dict[str, np.ndarray]:
+    """A trained model's output arrays on the rows of one split of the datamodule."""
+    import torch
+
+    rows = torch.as_tensor(dm.indices[split])
+    return model.predict_arrays({k: v[rows] for k, v in dm.tensors.items()})
+
+
+def model_outputs(task: str, model, dm, split: str = "test"):
+    """``task_outputs`` of a trained model on ``split`` (plus its validation outputs where the task needs them)."""
+    val = predict_split(model, dm, "val") if task in NEEDS_VALIDATION_OUTPUTS else None
+    return task_outputs(task, predict_split(model, dm, split), val)
 
 
 def format_table(table: dict[str, dict[str, float]], digits: int = 3) -> str:
@@ -123,7 +161,7 @@ def task_plots(task: str, evaluation: Evaluation, dm, run_dir) -> list:
     """The task's plots in ``run_dir``: gain curves (targeting) or response curves (response)."""
     from pathlib import Path
 
-    from deepromo.plots import plot_gain_curves, plot_response_curves
+    from deepromo.plots import plot_gain_curves, plot_response_curves, plot_roc_pr
 
     run_dir = Path(run_dir)
     if task == "targeting":
@@ -133,4 +171,7 @@ def task_plots(task: str, evaluation: Evaluation, dm, run_dir) -> list:
         levels = tuple(dm.spec.treatment.levels)
         truth = true_curves(dm, "test", levels)
         return [plot_response_curves(levels, evaluation.curves, truth, run_dir / "response_curves.png")]
+    if task == "purchase":
+        return [plot_roc_pr(evaluation.curves, run_dir / "roc_pr.png",
+                            title=f"Test split: {evaluation.target}")]
     return []

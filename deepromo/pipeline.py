@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from deepromo.data.datamodule import PromoDataModule
 from deepromo.data.sources import load_source
 from deepromo.data.views import build_view
-from deepromo.evaluation import EVALUATORS, format_table, task_outputs, task_plots
+from deepromo.evaluation import EVALUATORS, format_table, model_outputs, task_plots
 from deepromo.models.base import PromoModel, to_primitive
 from deepromo.models.baselines import BASELINES, POSTPROCESS
 from deepromo.models.registry import get_model_class
@@ -42,8 +42,9 @@ def quiet_lightning() -> None:
 
 def build_trainer(cfg: DictConfig, run_dir: Path, logger=False, callbacks=(), checkpointing: bool = False) -> pl.Trainer:
     t = cfg.trainer
+    cap = cfg.model.get("max_epochs")  # an expensive model may cap the epochs (e.g. txl on CPU)
     return pl.Trainer(
-        max_epochs=int(t.max_epochs),
+        max_epochs=min(int(t.max_epochs), int(cap)) if cap else int(t.max_epochs),
         accelerator=str(t.accelerator),
         devices=t.devices,
         precision=t.precision,
@@ -108,11 +109,6 @@ def curated_params(cfg: DictConfig, model: PromoModel) -> dict[str, Any]:
     return {k: (str(v)[:500] if isinstance(v, str) else v) for k, v in params.items()}
 
 
-def predict_split(model: PromoModel, dm: PromoDataModule, split: str = "test") -> dict[str, np.ndarray]:
-    rows = torch.as_tensor(dm.indices[split])
-    return model.predict_arrays({k: v[rows] for k, v in dm.tensors.items()})
-
-
 def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data``, evaluate it against its baselines, write outputs.
 
@@ -127,7 +123,8 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
     data = load_source(cfg.data.source, **OmegaConf.to_container(cfg.data.options, resolve=True))
     view = build_view(cls.view, data)
     dm = PromoDataModule(view, batch_size=cfg.data.batch_size, split=cfg.data.split,
-                         seed=int(cfg.data.get("split_seed", cfg.seed)))
+                         seed=int(cfg.data.get("split_seed", cfg.seed)),
+                         **cls.datamodule_options(to_primitive(cfg.model.params)))
     dm.setup()
     log.info("data '%s': %d rows (train %d / val %d / test %d)", cfg.data.source, len(view),
              *(len(dm.indices[s]) for s in ("train", "val", "test")))
@@ -141,12 +138,12 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
     callbacks = [checkpoint, *extra_callbacks(cfg, monitor, mode), *callbacks]
     params = to_primitive(cfg.model.params)
     model, trainer = fit_model(cls, dm, params, cfg, run_dir, logger, callbacks)
-    val_eval = EVALUATORS[cls.task]({cfg.model.name: task_outputs(cls.task, predict_split(model, dm, "val"))}, dm, "val")
+    val_eval = EVALUATORS[cls.task]({cfg.model.name: model_outputs(cls.task, model, dm, "val")}, dm, "val")
     trainer.test(model, datamodule=dm, verbose=False)
     model_path = run_dir / "model.ckpt"
     model.save(model_path)
 
-    predictions = {cfg.model.name: task_outputs(cls.task, predict_split(model, dm))}
+    predictions = {cfg.model.name: model_outputs(cls.task, model, dm)}
     variants: dict[str, Any] = {}  # the same model variant is trained once even if two baselines use it
     for name, options in (cfg.model.get("baselines") or {}).items():
         predictions[name] = run_baseline(name, options, cls, dm, params, cfg, run_dir, variants)
@@ -219,7 +216,7 @@ def register_model_version(cfg: DictConfig, logger, model: PromoModel, model_pat
     """Log the pyfunc model into the run, register a new version, point ``registry.alias`` at it."""
     from deepromo import registry_mlflow
 
-    example = registry_mlflow.input_example(model, dm.view.frame.iloc[dm.indices["test"]])
+    example = registry_mlflow.input_example(model, dm.view.subset(dm.indices["test"]))
     info = registry_mlflow.log_model(
         model, model_path, example, run_id=logger.run_id,
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True), registered_name=cfg.registry.name,
@@ -240,7 +237,7 @@ def run_baseline(name: str, options, cls, dm, params: dict, cfg: DictConfig, run
         key = json.dumps(options["variant"], sort_keys=True)
         if key not in variants:
             variant, _ = fit_model(cls, dm, {**params, **options["variant"]}, cfg, run_dir / name)
-            variants[key] = task_outputs(cls.task, predict_split(variant, dm))
+            variants[key] = model_outputs(cls.task, variant, dm)
         outputs = variants[key]
     elif name in BASELINES:
         outputs = BASELINES[name](dm, seed=int(cfg.seed))

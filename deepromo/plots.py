@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_gain_curves", "plot_training_curves"]
+__all__ = ["plot_gain_curves", "plot_training_curves", "plot_response_curves", "plot_roc_pr"]
 
 
 def plot_gain_curves(
@@ -111,4 +111,36 @@ def plot_response_curves(levels, curves: dict[str, np.ndarray], truth: np.ndarra
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
+
+
+def plot_roc_pr(scores: dict[str, tuple[np.ndarray, np.ndarray]], path, title: str = "ROC and precision-recall") -> Path:
+    """ROC (left) and precision-recall (right) curves, one line per method; scores: name -> (y_true [n], p [n])."""
+    from sklearn.metrics import auc, precision_recall_curve, roc_curve
+
+    if not scores:
+        raise ValueError("scores: expected at least one method, got an empty dict")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(11, 4.8))
+    try:
+        roc_ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
+        base = None
+        for name, (y, p) in scores.items():
+            fpr, tpr, _ = roc_curve(y, p)
+            roc_ax.plot(fpr, tpr, lw=1.6, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+            precision, recall, _ = precision_recall_curve(y, p)
+            pr_ax.plot(recall, precision, lw=1.6, label=name)
+            base = float(np.mean(y))
+        pr_ax.axhline(base, ls="--", color="grey", lw=1, label=f"base rate {base:.3f}")
+        roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1.02))
+        pr_ax.set(xlabel="recall", ylabel="precision", title="precision-recall", xlim=(0, 1), ylim=(0, 1.02))
+        for ax in (roc_ax, pr_ax):
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8, loc="lower right" if ax is roc_ax else "upper right")
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
     return path

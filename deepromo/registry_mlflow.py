@@ -48,9 +48,9 @@ def download_checkpoint(uri: str) -> Path:
     return found[0]
 
 
-def input_example(model, frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
-    """A few rows of the raw feature columns the model needs, categoricals as plain strings."""
-    return plain_columns(frame[model.preprocessor.columns].head(rows)).reset_index(drop=True)
+def input_example(model, view, rows: int = 5) -> pd.DataFrame:
+    """A few rows of the raw columns the model reads (``model.example_frame``), categoricals as plain strings."""
+    return plain_columns(model.example_frame(view, rows)).reset_index(drop=True)
 
 
 def log_model(

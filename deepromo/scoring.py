@@ -104,6 +104,8 @@ def score_file(
     id_columns: Sequence[str] | None = None,
     keep_columns: Sequence[str] = (),
     progress: bool = True,
+    events: str | os.PathLike | pd.DataFrame | None = None,
+    as_of: float | None = None,
 ) -> dict:
     """Score every row of a CSV or Parquet file and write the scores to a Parquet file.
 
@@ -117,6 +119,10 @@ def score_file(
     id_columns: copied to the output first; default ``["customer_id"]`` if the file has it, else none.
     keep_columns: more input columns copied to the output after the ids.
     progress: show a tqdm progress bar (rows and rows/s) on stderr.
+    events: for sequence models (txl), the behaviour events of the customers (a CSV/Parquet path or a
+        DataFrame with customer_id, ts, event_type, category, amount, promo_active); read once, joined to
+        each chunk's customers by ``customer_id``. as_of: the prediction time in days (default: just after
+        each customer's newest event).
 
     An input with a header but no rows gives an output with the right columns and zero rows.
     Returns ``{"rows", "chunks", "seconds", "rows_per_s", "input", "output", "columns"}``.
@@ -159,6 +165,15 @@ def score_file(
         raise ValueError(f"id/keep column(s) {clash} would clash with the model's output columns {output_columns}")
 
     features = list(pre.columns)
+    context = {}
+    if pre.events is not None:  # a sequence model: each chunk's customers are joined to their events
+        if events is None:
+            raise ValueError(f"model '{model.name}' reads each customer's event history: pass the events file "
+                             "(predict.py --events FILE)")
+        if DEFAULT_ID_COLUMN not in present:
+            raise DataValidationError(f"input '{input_path}' lacks '{DEFAULT_ID_COLUMN}', needed to join the events")
+        features = _unique([*features, DEFAULT_ID_COLUMN])
+        context = {"events": read_events(events), "as_of": as_of}
     needed = _unique([*features, *pass_columns])
     if fmt == "parquet":
         chunks = _parquet_chunks(input_path, needed, features, chunk_size)
@@ -179,7 +194,7 @@ def score_file(
         for frame, passthrough in chunks:
             if len(frame) == 0:
                 continue
-            table = _score_chunk(model, frame, passthrough, pass_columns, rows, input_path)
+            table = _score_chunk(model, frame, passthrough, pass_columns, rows, input_path, context)
             if writer is None:
                 schema = table.schema
                 writer = pq.ParquetWriter(tmp_name, schema)
@@ -191,7 +206,7 @@ def score_file(
             bar.update(len(frame))
         if writer is None:  # no rows at all: write a typed, empty file
             frame, passthrough = _empty_input(input_path, fmt, needed, list(pre.categorical))
-            table = _score_chunk(model, frame, passthrough, pass_columns, 0, input_path)
+            table = _score_chunk(model, frame, passthrough, pass_columns, 0, input_path, context)
             writer = pq.ParquetWriter(tmp_name, table.schema)
             writer.write_table(table)
         writer.close()
@@ -230,10 +245,29 @@ def _resolve_model(model_source):
     return deepromo.load_model(model_source)
 
 
-def _score_chunk(model, frame: pd.DataFrame, passthrough, pass_columns: list[str], first_row: int, path: Path) -> pa.Table:
+def read_events(source) -> pd.DataFrame:
+    """The events table from a DataFrame or a CSV/Parquet path (only the columns a sequence model reads)."""
+    from deepromo.data.sequences import EVENT_COLUMNS, HISTORY_FIELDS, check_events
+
+    if isinstance(source, pd.DataFrame):
+        events = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"no events file at '{path}'")
+        fmt = input_format(path)
+        names, _ = _file_columns(path, fmt)
+        columns = [c for c in _unique([*EVENT_COLUMNS, *HISTORY_FIELDS]) if c in names]
+        events = pd.read_parquet(path, columns=columns) if fmt == "parquet" else pd.read_csv(path, usecols=columns)
+    check_events(events, "events")
+    return events
+
+
+def _score_chunk(model, frame: pd.DataFrame, passthrough, pass_columns: list[str], first_row: int, path: Path,
+                 context: dict | None = None) -> pa.Table:
     try:
         # forward passes over at most FORWARD_BATCH rows: activations, not the chunk, would dominate memory
-        scores = model.predict_frame(frame, batch_size=FORWARD_BATCH)
+        scores = model.predict_frame(frame, batch_size=FORWARD_BATCH, **(context or {}))
     except DataValidationError as exc:
         raise DataValidationError(
             f"'{path}', chunk of rows {first_row}-{first_row + len(frame) - 1} (row numbers below count from its start): {exc}"

@@ -75,7 +75,7 @@ def test_train_save_reload_predict(name, datamodules, tmp_path):
             np.testing.assert_array_equal(before[key], after[key])
         # the preprocessor travels with the checkpoint: raw frame in, same scores out
         frame = dm.view.frame.iloc[dm.indices["test"]]
-        scored = loaded.predict_frame(frame)
+        scored = loaded.predict_frame(frame, **dm.view.scoring_context())
         np.testing.assert_allclose(scored[model.output_columns[0]].to_numpy(), before[model.output_columns[0]], rtol=1e-6)
 
 

@@ -15,6 +15,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, S
 
 from deepromo.data.batch import PromoBatch, validate_batch
 from deepromo.data.preprocess import Preprocessor
+from deepromo.data.sequences import EventEncoder, pad_sequences
 from deepromo.data.spec import FeatureSpec, LabelSpec, TreatmentSpec
 from deepromo.data.tables import DataValidationError
 from deepromo.data.views import TaskView
@@ -40,8 +41,48 @@ class TensorDictDataset(Dataset):
         return {k: v[index] for k, v in self.tensors.items()}
 
 
+class LengthBucketBatchSampler:
+    """Shuffled batches of rows with similar sequence lengths (sequence models pay for the longest row).
+
+    Each epoch: shuffle all rows, cut them into pools of ``pool_batches`` batches, sort each pool by length,
+    cut it into batches and shuffle the batch order. Every row is used once per epoch.
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0, pool_batches: int = 50):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = int(batch_size)
+        self.pool = self.batch_size * int(pool_batches)
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return sum(-(-min(self.pool, len(self.lengths) - a) // self.batch_size)
+                   for a in range(0, len(self.lengths), self.pool))
+
+    def __iter__(self):
+        perm = self.rng.permutation(len(self.lengths))
+        batches = []
+        for a in range(0, len(perm), self.pool):
+            pool = perm[a:a + self.pool]
+            pool = pool[np.argsort(self.lengths[pool], kind="stable")]
+            batches += [pool[b:b + self.batch_size].tolist() for b in range(0, len(pool), self.batch_size)]
+        for i in self.rng.permutation(len(batches)):
+            yield batches[i]
+
+
 def batch_loader(dataset: TensorDictDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    """A DataLoader that yields whole batches (the sampler hands the dataset lists of rows)."""
+    """A DataLoader that yields whole batches (the sampler hands the dataset lists of rows).
+
+    With event sequences, training batches group rows of similar length and evaluation batches go
+    through the rows in length order: the same rows and results, far less padding to compute.
+    """
+    if "seq_mask" in dataset.tensors:
+        lengths = dataset.tensors["seq_mask"].sum(dim=1).numpy()
+        if shuffle:
+            sampler = LengthBucketBatchSampler(lengths, batch_size, seed)
+        else:
+            order = np.argsort(lengths, kind="stable")
+            sampler = [order[a:a + batch_size].tolist() for a in range(0, len(order), batch_size)]
+        return DataLoader(dataset, sampler=sampler, batch_size=None)
     base = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)) if shuffle else SequentialSampler(dataset)
     return DataLoader(dataset, sampler=BatchSampler(base, batch_size, drop_last=False), batch_size=None)
 
@@ -83,6 +124,7 @@ class PromoDataModule(pl.LightningDataModule):
 
     view: the task view. batch_size: rows per batch. split: "stratified" | "time" | "random".
     preprocessor: a fitted Preprocessor to reuse (else one is fitted on the training rows).
+    sequence_length: events kept per customer (the newest ones) when the view has event sequences.
     """
 
     def __init__(
@@ -94,6 +136,7 @@ class PromoDataModule(pl.LightningDataModule):
         test_share: float = 0.15,
         seed: int = 0,
         preprocessor: Preprocessor | None = None,
+        sequence_length: int = 256,
     ):
         super().__init__()
         self.view = view
@@ -103,6 +146,7 @@ class PromoDataModule(pl.LightningDataModule):
         self.test_share = test_share
         self.seed = seed
         self.preprocessor = preprocessor
+        self.sequence_length = int(sequence_length)
         self.indices: dict[str, np.ndarray] = {}
         self.tensors: dict[str, torch.Tensor] = {}
         self._spec: FeatureSpec | None = None
@@ -140,8 +184,21 @@ class PromoDataModule(pl.LightningDataModule):
             dtype = torch.long if key == "y_class" else torch.float32
             tensors[key] = torch.tensor(frame[col].to_numpy(), dtype=dtype)
         tensors["row_id"] = torch.arange(len(frame), dtype=torch.long)
+        if self.view.sequences is not None:
+            tensors.update(self.sequence_tensors())
         self.tensors = tensors
         validate_batch({k: v[:2] for k, v in tensors.items()}, self.spec)
+
+    def sequence_tensors(self) -> dict[str, torch.Tensor]:
+        """Padded ``seq_*`` tensors of every row; the event vocabularies come from training rows only."""
+        seqs = self.view.sequences
+        if self.preprocessor.events is None:
+            in_train = np.zeros(len(seqs), dtype=bool)
+            in_train[self.indices["train"]] = True
+            train_events = seqs.events.loc[np.repeat(in_train, seqs.lengths())]
+            self.preprocessor.events = EventEncoder(self.sequence_length).fit(train_events)
+        padded = pad_sequences(seqs, self.preprocessor.events)
+        return {k: torch.from_numpy(v) for k, v in padded.items()}
 
     @property
     def spec(self) -> FeatureSpec:
@@ -166,6 +223,7 @@ class PromoDataModule(pl.LightningDataModule):
             self._spec = FeatureSpec(
                 categorical=self.preprocessor.categorical_features(),
                 numeric=self.preprocessor.numeric_features(),
+                sequence=self.preprocessor.events.features() if self.preprocessor.events is not None else (),
                 treatment=treatment,
                 labels=labels,
             )

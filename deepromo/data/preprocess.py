@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from deepromo.data.sequences import EventEncoder
 from deepromo.data.spec import CategoricalFeature, NumericFeature
 from deepromo.data.tables import DataValidationError
 
@@ -36,6 +37,7 @@ class Preprocessor:
         self.log_columns = [c for c in log_columns if c in self.numeric]
         self.vocab: dict[str, list[str]] = {}
         self.stats: dict[str, dict[str, float]] = {}
+        self.events: EventEncoder | None = None  # per-event features of sequence models (deepromo.data.sequences)
 
     @property
     def fitted(self) -> bool:
@@ -128,6 +130,7 @@ class Preprocessor:
             "log_columns": self.log_columns,
             "vocab": self.vocab,
             "stats": self.stats,
+            "events": None if self.events is None else self.events.to_dict(),
         }
 
     def to_json(self) -> str:
@@ -138,6 +141,8 @@ class Preprocessor:
         p = cls(d["categorical"], d["numeric"], d.get("log_columns", ()))
         p.vocab = {k: list(v) for k, v in d["vocab"].items()}
         p.stats = {k: {"mean": float(v["mean"]), "std": float(v["std"])} for k, v in d["stats"].items()}
+        if d.get("events"):
+            p.events = EventEncoder.from_dict(d["events"])
         for col, s in p.stats.items():
             if not (math.isfinite(s["mean"]) and math.isfinite(s["std"])):
                 raise DataValidationError(f"preprocessor stats for '{col}' are not finite: {s}")

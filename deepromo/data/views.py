@@ -5,6 +5,8 @@
                     (splc and the classic classifiers).
 ``response_view``   the customer view plus the logged incentive, its propensity and the
                     outcome (dipn and uplift baselines).
+``purchase_view``   the customer view plus the campaign context, the response-window purchase as
+                    the label, and each customer's raw event sequence (txl and the RNN baselines).
 
 Only data before ``history_end`` is turned into features; the response window after it only
 provides labels. Ground truth (synthetic worlds) is carried in ``TaskView.truth`` row-aligned
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from deepromo.data.sequences import EventSequences, group_events
 from deepromo.data.tables import CanonicalData, DataValidationError
 
 WINDOWS = (7, 30, 90)
@@ -34,6 +37,7 @@ class TaskView:
     extras: PromoBatch key -> column for non-feature inputs (treatment, propensity, weight).
     stratify: column used for the stratified split; time_column: column for the time split.
     truth: ground truth row-aligned with frame (or None); label_classes: class names per target column.
+    sequences: each row's raw behaviour events (sequence models), or None.
     """
 
     frame: pd.DataFrame
@@ -48,6 +52,7 @@ class TaskView:
     log_columns: list[str] = field(default_factory=list)
     label_classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     name: str = "view"
+    sequences: EventSequences | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -55,6 +60,26 @@ class TaskView:
     @property
     def feature_columns(self) -> list[str]:
         return self.categorical + self.numeric
+
+    def subset(self, rows) -> "TaskView":
+        """The same view restricted to ``rows`` (positions), sequences and truth included."""
+        from dataclasses import replace
+
+        rows = np.asarray(rows)
+        seqs = self.sequences
+        if seqs is not None:
+            ids = self.frame["customer_id"].to_numpy()[rows]
+            as_of = seqs.as_of if np.ndim(seqs.as_of) == 0 else np.asarray(seqs.as_of)[rows]
+            seqs = group_events(seqs.events, ids, as_of)
+        truth = None if self.truth is None else self.truth.iloc[rows].reset_index(drop=True)
+        return replace(self, frame=self.frame.iloc[rows].reset_index(drop=True), truth=truth, sequences=seqs)
+
+    def scoring_context(self) -> dict:
+        """Keyword arguments that ``model.predict_frame(self.frame, ...)`` needs beyond the frame: the events
+        and prediction time of sequence views, nothing for flat views."""
+        if self.sequences is None:
+            return {}
+        return {"events": self.sequences.events, "as_of": self.sequences.as_of}
 
 
 def static_columns(customers: pd.DataFrame, id_column: str = "customer_id") -> tuple[list[str], list[str]]:
@@ -191,7 +216,30 @@ def response_view(data: CanonicalData) -> TaskView:
     return view
 
 
-VIEWS = {"customer": customer_view, "response": response_view}
+def purchase_view(data: CanonicalData) -> TaskView:
+    """Will the customer purchase in the response window? One row per customer at ``history_end``.
+
+    Features: the customer view's static attributes, RFM and 7/30/90-day windows, plus the campaign
+    context known at decision time (``campaign_incentive``: the incentive the customer was sent, 0 = none)
+    and the raw event sequence before ``history_end`` (``TaskView.sequences``). Label: ``purchased``.
+    """
+    view = customer_view(data)
+    exp = data.exposures.drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    ids = view.frame["customer_id"]
+    frame = view.frame.copy()
+    frame["campaign_incentive"] = exp["incentive"].reindex(ids).fillna(0.0).to_numpy(dtype=np.float32)
+    frame["purchased"] = (view.frame["segment"].to_numpy() > 0).astype(np.float32)
+    view.frame = frame
+    view.numeric = view.numeric + ["campaign_incentive"]
+    view.targets = {"y": "purchased"}
+    view.stratify = "purchased"
+    view.label_classes = {"purchased": ("no", "yes")}
+    view.sequences = group_events(data.events, ids.to_numpy(), data.history_end)
+    view.name = "purchase"
+    return view
+
+
+VIEWS = {"customer": customer_view, "response": response_view, "purchase": purchase_view}
 
 
 def build_view(name: str, data: CanonicalData) -> TaskView:

@@ -85,6 +85,11 @@ class PromoModel(pl.LightningModule):
         raise NotImplementedError
 
     @classmethod
+    def datamodule_options(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """PromoDataModule arguments implied by the hyper-parameters (e.g. the sequence length); default none."""
+        return {}
+
+    @classmethod
     def hparams_from_data(cls, datamodule) -> dict[str, Any]:
         """Hyper-parameters derived from the training data (e.g. class weights); default none."""
         return {}
@@ -170,20 +175,36 @@ class PromoModel(pl.LightningModule):
         torch.save({CHECKPOINT_KEY: self.checkpoint_meta(), "state_dict": self.state_dict()}, path)
 
     # --- inference ----------------------------------------------------------------------
+    predict_batch_size: ClassVar[int] = 65536  # rows per forward pass at inference (sequence models use fewer)
+
     @torch.inference_mode()
-    def predict_arrays(self, tensors: Mapping[str, torch.Tensor], batch_size: int = 65536) -> dict[str, np.ndarray]:
-        """Run forward over row-aligned tensors in chunks; returns ``output_columns`` as numpy arrays."""
+    def predict_arrays(self, tensors: Mapping[str, torch.Tensor], batch_size: int | None = None) -> dict[str, np.ndarray]:
+        """Run forward over row-aligned tensors in chunks; returns ``output_columns`` as numpy arrays.
+
+        With event sequences the rows go through in length order (less padding per chunk) and the
+        outputs come back in the input order.
+        """
         was_training = self.training
         self.eval()
+        batch_size = min(int(batch_size or self.predict_batch_size), self.predict_batch_size)
         n = len(next(iter(tensors.values())))
+        order = None
+        if "seq_mask" in tensors:
+            order = torch.argsort(tensors["seq_mask"].sum(dim=1), stable=True)
         chunks: dict[str, list[np.ndarray]] = {k: [] for k in self.output_columns}
         for start in range(0, n, batch_size):
-            batch = {k: v[start : start + batch_size].to(self.device) for k, v in tensors.items()}
+            rows = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+            batch = {k: v[rows].to(self.device) for k, v in tensors.items()}
             out = self(batch)
             for k in self.output_columns:
                 chunks[k].append(out[k].float().cpu().numpy())
         self.train(was_training)
-        return {k: np.concatenate(v) if v else np.zeros(0, dtype=np.float32) for k, v in chunks.items()}
+        result = {k: np.concatenate(v) if v else np.zeros(0, dtype=np.float32) for k, v in chunks.items()}
+        if order is not None:
+            inverse = np.empty(n, dtype=np.int64)
+            inverse[order.numpy()] = np.arange(n)
+            result = {k: v[inverse] for k, v in result.items()}
+        return result
 
     def predict_frame(self, df: pd.DataFrame, batch_size: int = 65536) -> pd.DataFrame:
         """Score raw feature columns: DataFrame in, DataFrame of ``output_columns`` out (same index)."""
@@ -198,3 +219,7 @@ class PromoModel(pl.LightningModule):
     def frame_inputs(self, df: pd.DataFrame) -> dict[str, torch.Tensor]:
         """Extra non-feature inputs read from a raw frame (e.g. the treatment); default none."""
         return {}
+
+    def example_frame(self, view, rows: int = 5) -> pd.DataFrame:
+        """A few rows of what ``predict_frame`` reads (the registry's input example): the feature columns."""
+        return view.frame[self.preprocessor.columns].head(rows)

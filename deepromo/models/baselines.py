@@ -110,3 +110,15 @@ def isotonic_curves(outputs: dict, dm) -> dict:
 
 
 POSTPROCESS = {"isotonic": isotonic_curves}
+
+
+@register_baseline("gbm_aggregates")
+def gbm_aggregates_baseline(dm, seed: int = 0):
+    """Gradient boosting on the static attributes, RFM and 7/30/90-day window aggregates (no sequence):
+    purchase probabilities on the test and validation rows."""
+    x_train, enc = sklearn_features(dm, "train")
+    y_train = dm.tensors["y"][dm.indices["train"]].numpy()
+    model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, early_stopping=True,
+                                           validation_fraction=0.15, random_state=seed).fit(x_train, y_train)
+    return {split_key: model.predict_proba(sklearn_features(dm, split, enc)[0])[:, 1]
+            for split_key, split in (("p", "test"), ("val_p", "val"))}

@@ -39,3 +39,4 @@ def load_source(name: str, **options) -> CanonicalData:
 
 
 from deepromo.data.sources import synthetic  # noqa: E402,F401  (registers "synthetic")
+from deepromo.data.sources import completejourney  # noqa: E402,F401  (registers "completejourney")

@@ -1,0 +1,201 @@
+"""txl: relative attention, segment memory, focal loss, padding, streaming."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from deepromo.data.datamodule import PromoDataModule
+from deepromo.data.sequences import events_to_history, group_events, history_to_events
+from deepromo.data.views import build_view
+from deepromo.models.losses import focal_loss
+from deepromo.models.registry import get_model_class
+from deepromo.streaming import StreamingScorer
+
+SMALL = {"d_model": 16, "n_heads": 2, "n_layers": 2, "d_inner": 32, "head_hidden": 8, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def purchase_dm(tiny_world):
+    dm = PromoDataModule(build_view("purchase", tiny_world), batch_size=128, seed=0, sequence_length=48)
+    dm.setup()
+    return dm
+
+
+def make_model(dm, **overrides):
+    torch.manual_seed(0)
+    cls = get_model_class("txl")
+    model = cls(dm.spec, **{**SMALL, "max_len": 48, "seg_len": 8, "mem_len": 48, **overrides})
+    model.preprocessor = dm.preprocessor
+    return model.eval()
+
+
+def with_hparams(model, dm, **overrides):
+    """The same weights under other segment / memory settings (they own no parameters)."""
+    other = make_model(dm, **{**{k: model.hparams[k] for k in SMALL}, **overrides})
+    other.load_state_dict(model.state_dict())
+    return other.eval()
+
+
+def long_rows(dm, n=24):
+    """Test rows with the longest histories (so several segments are involved), as a batch."""
+    lengths = dm.tensors["seq_mask"].sum(1)
+    rows = torch.argsort(lengths, descending=True)[:n]
+    assert int(lengths[rows].min()) > 16
+    return {k: v[rows] for k, v in dm.tensors.items()}
+
+
+def test_segments_with_memory_equal_full_context(purchase_dm):
+    dm = purchase_dm
+    batch = long_rows(dm)
+    full = make_model(dm, seg_len=48, mem_len=0)  # one segment holding the whole history
+    with torch.no_grad():
+        expected = full(batch)["logit"]
+        for seg_len in (4, 8, 16):
+            segmented = with_hparams(full, dm, seg_len=seg_len, mem_len=48)
+            torch.testing.assert_close(segmented(batch)["logit"], expected, rtol=1e-5, atol=1e-5)
+        # without memory each segment is on its own: the score must change (the memory is really used)
+        alone = with_hparams(full, dm, seg_len=8, mem_len=0)
+        assert (alone(batch)["logit"] - expected).abs().max() > 1e-3
+
+
+def test_no_memory_leaks_between_customers(purchase_dm):
+    dm = purchase_dm
+    model = make_model(dm, seg_len=8, mem_len=16)
+    batch = long_rows(dm, 8)
+    with torch.no_grad():
+        base = model(batch)["logit"]
+        # another customer's events change: nobody else's score moves
+        changed = {k: v.clone() for k, v in batch.items()}
+        changed["seq_cat"][3] = torch.flip(changed["seq_cat"][3], dims=[0]) * changed["seq_mask"][3, :, None]
+        changed["seq_num"][3] = changed["seq_num"][3] + 1.0
+        after = model(changed)["logit"]
+        keep = torch.arange(8) != 3
+        assert (after[3] - base[3]).abs() > 1e-4
+        torch.testing.assert_close(after[keep], base[keep])
+        # the loader's order is irrelevant: a permuted batch gives each customer the same score
+        perm = torch.randperm(8, generator=torch.Generator().manual_seed(1))
+        permuted = model({k: v[perm] for k, v in batch.items()})["logit"]
+        torch.testing.assert_close(permuted, base[perm], rtol=1e-5, atol=1e-6)
+        # each customer alone in its batch: same score
+        single = torch.stack([model({k: v[i:i + 1] for k, v in batch.items()})["logit"][0] for i in range(8)])
+        torch.testing.assert_close(single, base, rtol=1e-5, atol=1e-5)
+
+
+def test_attention_is_causal_and_ignores_padding(purchase_dm):
+    dm = purchase_dm
+    model = make_model(dm, seg_len=48, mem_len=0)
+    batch = long_rows(dm, 4)
+    x = model.embed_events(batch["seq_cat"], batch["seq_num"])
+    with torch.no_grad():
+        h, _ = model.segment_step(x, batch["seq_mask"], None)
+        x2 = x.clone()
+        x2[:, 40:] += 1.0  # later events change ...
+        h2, _ = model.segment_step(x2, batch["seq_mask"], None)
+        torch.testing.assert_close(h2[:, :40], h[:, :40])  # ... earlier positions do not
+        assert (h2[:, 40:] - h[:, 40:]).abs().max() > 1e-3
+        # the same history with more left padding: the same score
+        longer = make_model(dm, max_len=64, seg_len=8, mem_len=64)
+        longer.load_state_dict(model.state_dict())
+        padded = {k: v for k, v in batch.items()}
+        for key in ("seq_cat", "seq_num", "seq_mask", "seq_dt"):
+            v = batch[key]
+            padded[key] = torch.cat([torch.zeros((v.shape[0], 16, *v.shape[2:]), dtype=v.dtype), v], dim=1)
+        torch.testing.assert_close(longer.eval()(padded)["logit"], model(batch)["logit"], rtol=1e-5, atol=1e-5)
+
+
+def test_customer_without_events_gets_finite_score(purchase_dm):
+    dm = purchase_dm
+    for encoder in ("txl", "gru", "bilstm"):
+        model = make_model(dm, encoder=encoder)
+        batch = long_rows(dm, 4)
+        batch["seq_mask"][0] = False
+        batch["seq_cat"][0] = 0
+        batch["seq_num"][0] = 0.0
+        with torch.no_grad():
+            p = model(batch)["p"]
+        assert torch.isfinite(p).all(), encoder
+
+
+def test_focal_loss_reduces_to_weighted_bce_and_has_finite_gradients():
+    logits = torch.tensor([-3.0, -0.5, 0.0, 0.7, 4.0])
+    y = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0])
+    bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    alpha_t = 0.75 * y + 0.25 * (1 - y)
+    torch.testing.assert_close(focal_loss(logits, y, gamma=0.0, alpha=0.75), (alpha_t * bce).mean())
+    torch.testing.assert_close(focal_loss(logits, y, gamma=0.0, alpha=-1), bce.mean())
+    # gamma = 2 by hand: -a_t (1 - p_t)^2 log p_t
+    p = torch.sigmoid(logits)
+    pt = torch.where(y > 0, p, 1 - p)
+    torch.testing.assert_close(focal_loss(logits, y, gamma=2.0, alpha=0.75),
+                               (-alpha_t * (1 - pt) ** 2 * torch.log(pt)).mean())
+    for gamma in (0.0, 0.5, 2.0):
+        extreme = torch.tensor([-100.0, -30.0, 30.0, 100.0], requires_grad=True)
+        target = torch.tensor([0.0, 1.0, 0.0, 1.0])
+        loss = focal_loss(extreme, target, gamma=gamma, alpha=0.75)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(extreme.grad).all(), gamma
+
+
+def test_output_bias_starts_at_prior_log_odds(purchase_dm):
+    cls = get_model_class("txl")
+    prior = cls.hparams_from_data(purchase_dm)["prior"]
+    assert prior == pytest.approx(float(purchase_dm.tensors["y"][purchase_dm.indices["train"]].mean()))
+    model = make_model(purchase_dm, prior=prior)
+    assert model.head[-1].bias.item() == pytest.approx(np.log(prior / (1 - prior)), rel=1e-5)
+
+
+def test_bad_hyperparameters_are_named(purchase_dm):
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        make_model(purchase_dm, encoder="lstm")
+    with pytest.raises(ValueError, match="d_model=10 must be divisible by n_heads=3"):
+        make_model(purchase_dm, d_model=10, n_heads=3)
+
+
+def test_streaming_equals_full_history(purchase_dm):
+    dm = purchase_dm
+    model = make_model(dm, seg_len=8, mem_len=48)
+    lengths = dm.view.sequences.lengths()
+    rows = np.flatnonzero((lengths > 20) & (lengths <= 48))[:6]  # whole histories fit in max_len = 48
+    view = dm.view.subset(rows)
+    events = view.sequences.events
+    frame = view.frame
+    expected = model.predict_frame(frame, events=events, as_of=view.sequences.as_of)["p"].to_numpy()
+    scorer = StreamingScorer(model, customers=frame)
+    # the history arrives in pieces of different sizes, customers interleaved
+    ev = events.sort_values("ts", kind="stable").reset_index(drop=True)
+    cuts = [0, 5, 6, 40, 41, 90, len(ev)]
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        scorer.observe(ev.iloc[a:b])
+    got = scorer.score(frame["customer_id"], as_of=view.sequences.as_of)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    assert all(scorer.states[c].n_events == n for c, n in zip(frame["customer_id"], view.sequences.lengths()))
+    # out-of-order events are refused with the customer named
+    late = ev.iloc[[0]].copy()
+    with pytest.raises(ValueError, match=f"customer {late['customer_id'].iloc[0]}: new event at ts="):
+        scorer.observe(late)
+
+
+def test_history_json_round_trip_and_scoring(purchase_dm):
+    dm = purchase_dm
+    model = make_model(dm)
+    view = dm.view.subset(np.arange(10))
+    frame = view.frame.copy()
+    frame["event_history"] = events_to_history(view.sequences)
+    frame["as_of"] = view.sequences.as_of
+    events = history_to_events(frame)
+    assert len(events) == len(view.sequences.events)
+    direct = model.predict_frame(view.frame, events=view.sequences.events, as_of=view.sequences.as_of)
+    from_json = model.predict_frame(frame)
+    np.testing.assert_allclose(from_json["p"], direct["p"], rtol=1e-5)
+    with pytest.raises(ValueError, match="'event_history' column"):
+        model.predict_frame(view.frame)
+
+
+def test_group_events_respects_per_row_as_of():
+    events = pd.DataFrame({"customer_id": [1, 1, 1, 2, 2], "ts": [1.0, 2.0, 3.0, 1.5, 9.0],
+                           "event_type": ["view"] * 5, "amount": [0.0] * 5})
+    seqs = group_events(events, [2, 1], as_of=np.array([5.0, 2.5]))
+    assert seqs.lengths().tolist() == [1, 2]
+    assert seqs.events["ts"].tolist() == [1.5, 1.0, 2.0]
