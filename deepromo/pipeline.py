@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from deepromo.data.datamodule import PromoDataModule
