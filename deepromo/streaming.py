@@ -77,8 +77,8 @@ class StreamingScorer:
     def observe(self, events: pd.DataFrame) -> list:
         """Append new events (any customers; each customer's events must be newer than its cached ones).
 
-        Customers are processed together: their new events are right-aligned, padded, and pushed through the
-        layers in segments of ``seg_len`` on top of their cached memories. Returns the customer ids touched.
+        Customers with the same number of new events are processed together: their events go through the layers
+        in segments of ``seg_len`` on top of their cached memories. Returns the customer ids touched.
         """
         check_events(events)
         if events.empty:
