@@ -206,18 +206,22 @@ class PromoModel(pl.LightningModule):
             result = {k: v[inverse] for k, v in result.items()}
         return result
 
-    def predict_frame(self, df: pd.DataFrame, batch_size: int = 65536) -> pd.DataFrame:
-        """Score raw feature columns: DataFrame in, DataFrame of ``output_columns`` out (same index)."""
+    def predict_frame(self, df: pd.DataFrame, batch_size: int | None = None, **context) -> pd.DataFrame:
+        """Score raw feature columns: DataFrame in, DataFrame of ``output_columns`` out (same index).
+
+        context: what a model reads beyond the frame (sequence models: ``events``, ``as_of``), passed to
+        ``frame_inputs``.
+        """
         if self.preprocessor is None:
             raise RuntimeError(f"model '{self.name}' has no preprocessor attached; train it or load a checkpoint")
         cat, num = self.preprocessor.transform(df)
         tensors = {"cat": torch.from_numpy(cat), "num": torch.from_numpy(num)}
-        tensors.update(self.frame_inputs(df))
+        tensors.update(self.frame_inputs(df, **context))
         out = self.predict_arrays(tensors, batch_size)
         return pd.DataFrame(out, index=df.index)
 
     def frame_inputs(self, df: pd.DataFrame) -> dict[str, torch.Tensor]:
-        """Extra non-feature inputs read from a raw frame (e.g. the treatment); default none."""
+        """Extra non-feature inputs read from a raw frame (e.g. the treatment, or event sequences); default none."""
         return {}
 
     def example_frame(self, view, rows: int = 5) -> pd.DataFrame:

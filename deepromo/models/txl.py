@@ -276,16 +276,15 @@ class TransformerXLPurchase(PromoModel):
             metric.update(out["p"].detach(), batch["y"].long())
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True)
 
-    def predict_frame(self, df: pd.DataFrame, batch_size: int | None = None, events: pd.DataFrame | None = None,
-                      as_of=None) -> pd.DataFrame:
-        """Score customers from their feature columns and their events.
+    def frame_inputs(self, df: pd.DataFrame, events: pd.DataFrame | None = None, as_of=None) -> dict[str, torch.Tensor]:
+        """The ``seq_*`` tensors of the frame's customers, for ``predict_frame(df, events=..., as_of=...)``.
 
         df: one row per customer with ``customer_id`` and the feature columns. events: the long events table
         (``customer_id, ts, event_type, category, amount, promo_active``); when None, ``df['event_history']``
         holds each customer's events as JSON (the registry's pyfunc input). as_of: the prediction time in days
         (scalar or per row); when None, ``df['as_of']`` if present, else each customer's newest event time.
         """
-        if self.preprocessor is None or self.preprocessor.events is None:
+        if self.preprocessor.events is None:
             raise RuntimeError("txl has no preprocessor with an event encoder attached; train it or load a checkpoint")
         if "customer_id" not in df.columns:
             raise DataValidationError("txl scoring needs a 'customer_id' column to join each customer's events")
@@ -298,10 +297,7 @@ class TransformerXLPurchase(PromoModel):
             newest = events.groupby("customer_id")["ts"].max()
             as_of = np.nextafter(newest.reindex(df["customer_id"]).fillna(0.0).to_numpy(dtype=np.float64), np.inf)
         seqs = group_events(events, df["customer_id"].to_numpy(), as_of)
-        cat, num = self.preprocessor.transform(df)
-        tensors = {"cat": torch.from_numpy(cat), "num": torch.from_numpy(num)}
-        tensors.update({k: torch.from_numpy(v) for k, v in pad_sequences(seqs, self.preprocessor.events).items()})
-        return pd.DataFrame(self.predict_arrays(tensors, batch_size), index=df.index)
+        return {k: torch.from_numpy(v) for k, v in pad_sequences(seqs, self.preprocessor.events).items()}
 
     def example_frame(self, view, rows: int = 5) -> pd.DataFrame:
         """Registry input example: feature columns, ``customer_id``, ``as_of`` and ``event_history`` (JSON)."""
