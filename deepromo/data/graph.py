@@ -458,20 +458,29 @@ def _offer_exposure_frame(data: CanonicalData) -> pd.DataFrame | None:
     return None
 
 
+def _treated_offer_exposures(data: CanonicalData, cust_index: pd.Index, offer_index: pd.Index,
+                             also: np.ndarray | None = None):
+    """(customer idx, offer idx, ts) of the exposures table's treated rows with a known offer (and ``also`` true)."""
+    ex = data.exposures
+    oid = ex["offer_id"].fillna(-1).to_numpy(np.int64)
+    sel = (oid >= 0) & (ex["treatment"].to_numpy() > 0)
+    if also is not None:
+        sel &= also
+    c = cust_index.get_indexer(ex["customer_id"].to_numpy()[sel])
+    o = offer_index.get_indexer(oid[sel])
+    t = _times(ex, f"{data.name}: table 'exposures'", data.history_end)[sel]
+    ok = (c >= 0) & (o >= 0)
+    return c[ok], o[ok], t[ok]
+
+
 def _exposures(data: CanonicalData, cust_index: pd.Index, offer_index: pd.Index, clicks, info: dict):
     """(customer idx, offer idx, ts) of offer exposures: exposures table, meta offer exposures, mapped clicks."""
     cs, os_, ts = [clicks[0]], [clicks[1]], [clicks[2]]
-    ex = data.exposures
     n_table = 0
-    if "offer_id" in ex.columns:
-        oid = ex["offer_id"].fillna(-1).to_numpy(np.int64)
-        sel = (oid >= 0) & (ex["treatment"].to_numpy() > 0)
-        c = cust_index.get_indexer(ex["customer_id"].to_numpy()[sel])
-        o = offer_index.get_indexer(oid[sel])
-        t = _times(ex, f"{data.name}: table 'exposures'", data.history_end)[sel]
-        ok = (c >= 0) & (o >= 0)
-        cs.append(c[ok]), os_.append(o[ok]), ts.append(t[ok])
-        n_table = int(ok.sum())
+    if "offer_id" in data.exposures.columns:
+        c, o, t = _treated_offer_exposures(data, cust_index, offer_index)
+        cs.append(c), os_.append(o), ts.append(t)
+        n_table = len(c)
     frame = _offer_exposure_frame(data)
     n_meta = 0
     if frame is not None:
@@ -508,14 +517,9 @@ def _positives(data: CanonicalData, cust_index: pd.Index, offer_index: pd.Index,
     if "offer_id" in ex.columns and "engaged" in ex.columns:
         out = data.outcomes.drop_duplicates("customer_id", keep="last").set_index("customer_id")["purchased"]
         bought = out.reindex(ex["customer_id"].to_numpy()).fillna(0).to_numpy() > 0
-        oid = ex["offer_id"].fillna(-1).to_numpy(np.int64)
-        sel = (oid >= 0) & (ex["treatment"].to_numpy() > 0) & (ex["engaged"].to_numpy() > 0) & bought
-        c = cust_index.get_indexer(ex["customer_id"].to_numpy()[sel])
-        o = offer_index.get_indexer(oid[sel])
-        t = _times(ex, f"{data.name}: table 'exposures'", data.history_end)[sel]
-        ok = (c >= 0) & (o >= 0)
-        cs.append(c[ok]), os_.append(o[ok]), ts.append(t[ok])
-        n_resp = int(ok.sum())
+        c, o, t = _treated_offer_exposures(data, cust_index, offer_index, (ex["engaged"].to_numpy() > 0) & bought)
+        cs.append(c), os_.append(o), ts.append(t)
+        n_resp = len(c)
     info["positive_source"] = "treated & engaged & purchased exposures + mapped campaign clicks"
     info["positive_rows"] = {"response_window": n_resp, "clicks": int(len(clicks[0]))}
     return (np.concatenate(cs).astype(np.int64), np.concatenate(os_).astype(np.int64),
