@@ -113,8 +113,46 @@ def evaluate_purchase(predictions: dict[str, dict[str, np.ndarray]], dm, split: 
                       n_test=len(y), curves=curves)
 
 
+def first_hit_ranks(scores: np.ndarray, relevant: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """[Q] rank (1 = top) of each query's best-ranked relevant item among its non-excluded items, with
+    pessimistic ties (as ``ranking_report``); ``inf`` for queries without a relevant item. For the plots."""
+    s = np.where(exclude, -np.inf, scores.astype(np.float64))
+    best = np.where(relevant & ~exclude, s, -np.inf).max(axis=1, initial=-np.inf)
+    beaten = ((s >= best[:, None]) & ~exclude & ~(relevant & (s == best[:, None]))).sum(axis=1)
+    return np.where((relevant & ~exclude).any(axis=1), beaten + 1.0, np.inf)
+
+
+def evaluate_ranking(predictions: dict[str, dict[str, np.ndarray]], dm, split: str = "test", k: int = 10,
+                     curve_k: int = 20) -> Evaluation:
+    """predictions: method -> {"customers": [Q] query customer nodes, "scores": [Q, n_offers]} on ``split``.
+
+    NDCG@k, MRR, HitRate@k and Recall@k (torchmetrics retrieval, ``deepromo.metrics.ranking``) over the
+    split's customers with a redemption; offers they redeemed before the split's cut are left out
+    (they are known, not predictions). Curves: HitRate@1..curve_k for the plot.
+    """
+    from deepromo.metrics.ranking import ranking_report
+
+    customers, relevant, exclude = (t.numpy() for t in dm.ranking_targets(split))
+    table, curves = {}, {}
+    for method, out in predictions.items():
+        if not np.array_equal(np.asarray(out["customers"]), customers):
+            raise ValueError(f"method '{method}': its scores cover other query customers than split '{split}'")
+        report = ranking_report(out["scores"], relevant, k=k, exclude=exclude)
+        n_queries = report.pop("n_queries")
+        report.pop("n_skipped")
+        table[method] = {name.replace("@", "_at_"): float(v) for name, v in report.items()}
+        ranks = first_hit_ranks(np.asarray(out["scores"]), relevant, exclude)
+        ranks = ranks[np.isfinite(ranks)]
+        curves[method] = np.array([np.mean(ranks <= j) for j in range(1, curve_k + 1)])
+    n_offers = relevant.shape[1]
+    return Evaluation(table=table, target=f"offers redeemed after the cut ({n_offers} offers ranked, known "
+                                          "redemptions left out)", n_test=int(n_queries) if predictions else 0,
+                      curves=curves)
+
+
 EVALUATORS: dict[str, Callable[..., Evaluation]] = {
     "targeting": evaluate_targeting, "response": evaluate_response, "purchase": evaluate_purchase,
+    "ranking": evaluate_ranking,
 }
 NEEDS_VALIDATION_OUTPUTS = ("purchase",)  # tasks whose evaluator also reads each method's validation predictions
 
@@ -122,7 +160,8 @@ NEEDS_VALIDATION_OUTPUTS = ("purchase",)  # tasks whose evaluator also reads eac
 def task_outputs(task: str, arrays: dict[str, np.ndarray], val_arrays: dict[str, np.ndarray] | None = None):
     """What a task's evaluator needs from a model's outputs (targeting: decision in {0,1} and score;
     response: probability at the logged incentive and the curve over all levels; purchase: the
-    probabilities on the evaluated split and on the validation split)."""
+    probabilities on the evaluated split and on the validation split; ranking: the query customers and
+    their scores for every offer)."""
     if task == "targeting":
         return arrays["pred_prompted"].astype(np.int64), arrays["score"]
     if task == "response":
@@ -130,15 +169,14 @@ def task_outputs(task: str, arrays: dict[str, np.ndarray], val_arrays: dict[str,
         return {"p": arrays["p"], "curve": np.stack([arrays[k] for k in levels], axis=1)}
     if task == "purchase":
         return {"p": arrays["p"], "val_p": val_arrays["p"]}
+    if task == "ranking":
+        return {"customers": arrays["customers"], "scores": arrays["scores"]}
     raise KeyError(f"no evaluator for task '{task}'; known tasks are {sorted(EVALUATORS)}")
 
 
 def predict_split(model, dm, split: str = "test") -> dict[str, np.ndarray]:
-    """A trained model's output arrays on the rows of one split of the datamodule."""
-    import torch
-
-    rows = torch.as_tensor(dm.indices[split])
-    return model.predict_arrays({k: v[rows] for k, v in dm.tensors.items()})
+    """A trained model's output arrays on one split of the datamodule (``model.predict_split``)."""
+    return model.predict_split(dm, split)
 
 
 def model_outputs(task: str, model, dm, split: str = "test"):
@@ -158,10 +196,11 @@ def format_table(table: dict[str, dict[str, float]], digits: int = 3) -> str:
 
 
 def task_plots(task: str, evaluation: Evaluation, dm, run_dir) -> list:
-    """The task's plots in ``run_dir``: gain curves (targeting) or response curves (response)."""
+    """The task's plots in ``run_dir``: gain curves (targeting), response curves (response), ROC/PR
+    (purchase) or HitRate@k (ranking)."""
     from pathlib import Path
 
-    from deepromo.plots import plot_gain_curves, plot_response_curves, plot_roc_pr
+    from deepromo.plots import plot_gain_curves, plot_hit_rate_curves, plot_response_curves, plot_roc_pr
 
     run_dir = Path(run_dir)
     if task == "targeting":
@@ -174,4 +213,7 @@ def task_plots(task: str, evaluation: Evaluation, dm, run_dir) -> list:
     if task == "purchase":
         return [plot_roc_pr(evaluation.curves, run_dir / "roc_pr.png",
                             title=f"Test split: {evaluation.target}")]
+    if task == "ranking":
+        return [plot_hit_rate_curves(evaluation.curves, run_dir / "hit_rate_at_k.png",
+                                     title=f"Test split (n={evaluation.n_test} customers): HitRate@k")]
     return []

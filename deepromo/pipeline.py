@@ -18,7 +18,6 @@ import numpy as np
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from deepromo.data.datamodule import PromoDataModule
 from deepromo.data.sources import load_source
 from deepromo.data.views import build_view
 from deepromo.evaluation import EVALUATORS, format_table, model_outputs, task_plots
@@ -60,7 +59,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, logger=False, callbacks=(), ch
     )
 
 
-def fit_model(cls, dm: PromoDataModule, params: dict, cfg: DictConfig, run_dir: Path, logger=False, callbacks=()):
+def fit_model(cls, dm, params: dict, cfg: DictConfig, run_dir: Path, logger=False, callbacks=()):
     """Build ``cls`` from the datamodule's spec + params, train it, and attach the preprocessor."""
     model: PromoModel = cls(dm.spec, **{**cls.hparams_from_data(dm), **params})
     model.preprocessor = dm.preprocessor
@@ -121,9 +120,8 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
 
     data = load_source(cfg.data.source, **OmegaConf.to_container(cfg.data.options, resolve=True))
     view = build_view(cls.view, data)
-    dm = PromoDataModule(view, batch_size=cfg.data.batch_size, split=cfg.data.split,
-                         seed=int(cfg.data.get("split_seed", cfg.seed)),
-                         **cls.datamodule_options(to_primitive(cfg.model.params)))
+    dm = cls.make_datamodule(view, batch_size=cfg.data.batch_size, split=cfg.data.split,
+                             seed=int(cfg.data.get("split_seed", cfg.seed)), params=to_primitive(cfg.model.params))
     dm.setup()
     log.info("data '%s': %d rows (train %d / val %d / test %d)", cfg.data.source, len(view),
              *(len(dm.indices[s]) for s in ("train", "val", "test")))
@@ -161,7 +159,7 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
         "test": evaluation.table,
         "model_path": str(model_path),
     }
-    plot_paths = task_plots(cls.task, evaluation, dm, run_dir)
+    plot_paths = task_plots(cls.task, evaluation, dm, run_dir) + model.extra_outputs(dm, run_dir)
     if cls.task == "response" and cfg.model.get("allocation"):
         section, paths = allocation_section(cfg, evaluation.curves[cfg.model.name], dm, run_dir)
         results["allocation"] = section

@@ -144,3 +144,25 @@ def plot_roc_pr(scores: dict[str, tuple[np.ndarray, np.ndarray]], path, title: s
     finally:
         plt.close(fig)
     return path
+
+
+def plot_hit_rate_curves(curves: dict[str, np.ndarray], path, title: str = "HitRate@k") -> Path:
+    """HitRate@k for k = 1..K, one line per method; curves: name -> [K] share of customers with a hit."""
+    if not curves:
+        raise ValueError("curves: expected at least one method, got an empty dict")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    try:
+        for name, curve in curves.items():
+            ks = np.arange(1, len(curve) + 1)
+            ax.plot(ks, curve, marker="o", ms=3, lw=1.6, label=name)
+        ax.set(xlabel="k (offers shown)", ylabel="share of customers with a redeemed offer in the top k",
+               title=title, ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    return path

@@ -72,7 +72,7 @@ def log_model(
         files = {"checkpoint": str(checkpoint_path)}
         for name, text in (
             ("spec", model.spec.to_json()),
-            ("preprocessor", model.preprocessor.to_json()),
+            ("preprocessor", None if model.preprocessor is None else model.preprocessor.to_json()),
             ("config", config_yaml),
         ):
             if text is not None:

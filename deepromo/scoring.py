@@ -142,8 +142,7 @@ def score_file(
 
     model = _resolve_model(model_source)
     pre = model.preprocessor
-    if pre is None:
-        raise ValueError(f"model '{model.name}' has no preprocessor attached; it cannot score raw columns")
+    model_columns = model.input_columns()
     output_columns = list(model.output_columns)
 
     file_columns, total_rows = _file_columns(input_path, fmt)
@@ -151,7 +150,7 @@ def score_file(
     if id_columns is None:
         id_columns = [DEFAULT_ID_COLUMN] if DEFAULT_ID_COLUMN in present else []
     pass_columns = _unique([*id_columns, *keep_columns])
-    missing_features = [c for c in pre.columns if c not in present]
+    missing_features = [c for c in model_columns if c not in present]
     missing_pass = [c for c in pass_columns if c not in present]
     if missing_features or missing_pass:
         parts = []
@@ -164,9 +163,10 @@ def score_file(
     if clash:
         raise ValueError(f"id/keep column(s) {clash} would clash with the model's output columns {output_columns}")
 
-    features = list(pre.columns)
+    features = list(model_columns)
+    categorical = list(pre.categorical) if pre is not None else []  # read as strings from CSV
     context = {}
-    if pre.events is not None:  # a sequence model: each chunk's customers are joined to their events
+    if pre is not None and pre.events is not None:  # a sequence model: each chunk's customers are joined to their events
         if events is None:
             raise ValueError(f"model '{model.name}' reads each customer's event history: pass the events file "
                              "(predict.py --events FILE)")
@@ -178,7 +178,7 @@ def score_file(
     if fmt == "parquet":
         chunks = _parquet_chunks(input_path, needed, features, chunk_size)
     else:
-        chunks = _csv_chunks(input_path, needed, list(pre.categorical), chunk_size)
+        chunks = _csv_chunks(input_path, needed, categorical, chunk_size)
 
     output_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=f".{output_path.name}.", suffix=".tmp")
@@ -205,7 +205,7 @@ def score_file(
             n_chunks += 1
             bar.update(len(frame))
         if writer is None:  # no rows at all: write a typed, empty file
-            frame, passthrough = _empty_input(input_path, fmt, needed, list(pre.categorical))
+            frame, passthrough = _empty_input(input_path, fmt, needed, categorical)
             table = _score_chunk(model, frame, passthrough, pass_columns, 0, input_path, context)
             writer = pq.ParquetWriter(tmp_name, table.schema)
             writer.write_table(table)

@@ -6,7 +6,6 @@ import pytorch_lightning as pl
 import torch
 
 import deepromo
-from deepromo.data.datamodule import PromoDataModule
 from deepromo.data.views import build_view
 from deepromo.models.base import PromoModel
 from deepromo.models.registry import get_model_class, register_model
@@ -14,14 +13,15 @@ from deepromo.models.registry import get_model_class, register_model
 
 @pytest.fixture(scope="module")
 def datamodules(tiny_world):
+    """The datamodule a model class trains on (its own ``make_datamodule`` over its view), cached per class."""
     cache = {}
 
-    def get(view_name):
-        if view_name not in cache:
-            dm = PromoDataModule(build_view(view_name, tiny_world), batch_size=128, seed=0)
+    def get(cls):
+        if cls not in cache:
+            dm = cls.make_datamodule(build_view(cls.view, tiny_world), batch_size=128, seed=0, params=cls.tiny_params)
             dm.setup()
-            cache[view_name] = dm
-        return cache[view_name]
+            cache[cls] = dm
+        return cache[cls]
 
     return get
 
@@ -42,14 +42,14 @@ def test_registry_lists_models_and_rejects_duplicates():
 def test_unknown_hyperparameter_is_named(datamodules):
     cls = get_model_class("splc")
     with pytest.raises(TypeError, match=r"unknown hyper-parameter\(s\) \['hiden'\]"):
-        cls(datamodules("customer").spec, hiden=3)
+        cls(datamodules(cls).spec, hiden=3)
 
 
 @pytest.mark.parametrize("name", deepromo.list_models())
 def test_train_save_reload_predict(name, datamodules, tmp_path):
     pl.seed_everything(0, verbose=False)
     cls = get_model_class(name)
-    dm = datamodules(cls.view)
+    dm = datamodules(cls)
     model = cls(dm.spec, **{**cls.hparams_from_data(dm), **cls.tiny_params})
     model.preprocessor = dm.preprocessor
     trainer = pl.Trainer(

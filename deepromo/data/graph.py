@@ -102,6 +102,7 @@ import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
 
+from deepromo.data.spec import GraphSpec
 from deepromo.data.tables import CanonicalData, DataValidationError
 from deepromo.data.views import COUNT_LIKE_PREFIXES, behaviour_features, static_columns
 
@@ -132,6 +133,8 @@ class OfferGraph:
 
     graph_train / graph_val / graph_test: ``HeteroData`` message graphs cut at ``cuts[split]``, each with
         its split's positives as ``edge_label_index`` on the redeemed store.
+    graph_serve: the message graph of every interaction in the data (cut just after the last one), no
+        labels: what a deployed ranker embeds customers and offers from.
     pairs_train / pairs_val / pairs_test: [2, P] long (customer node index, offer node index), disjoint.
     pair_times: split -> [P] float64, the first redemption day of each pair.
     node_ids: node type -> the id of every node (index = node index); ``id_maps`` gives id -> index.
@@ -163,6 +166,15 @@ class OfferGraph:
     vocabularies: dict[str, dict[str, list[str]]]
     cat_cardinalities: dict[str, list[int]]
     info: dict = field(default_factory=dict)
+    graph_serve: HeteroData | None = None
+
+    def graph_spec(self) -> GraphSpec:
+        """The :class:`~deepromo.data.spec.GraphSpec` a graph model is built from (types, sizes, feature widths)."""
+        g = self.graph_train
+        return GraphSpec(node_types=tuple(NODE_TYPES), edge_types=tuple(g.edge_types),
+                         num_nodes={nt: int(len(ids)) for nt, ids in self.node_ids.items()},
+                         cat_cardinalities={nt: list(self.cat_cardinalities[nt]) for nt in NODE_TYPES},
+                         num_features={nt: int(g[nt].x_num.shape[1]) for nt in NODE_TYPES})
 
     @property
     def id_maps(self) -> dict[str, pd.Index]:
@@ -284,6 +296,12 @@ def build_offer_graph(
         if cuts[s] not in base:
             base[cuts[s]] = _message_graph(logs, applies, sizes, feats, cuts[s], float(half_life_days),
                                            max_products_per_customer)
+    # the serving graph: every interaction the data holds, for the embeddings a deployed ranker uses
+    last = max([float(np.max(log[-1])) for log in logs.values() if len(log[-1])] + [max(cuts.values())])
+    serve_cut = float(np.nextafter(last, np.inf))
+    graph_serve = base.get(serve_cut) or _message_graph(logs, applies, sizes, feats, serve_cut,
+                                                        float(half_life_days), max_products_per_customer)
+    graph_serve.split = "serve"
     graphs, pair_t, pair_times = {}, {}, {}
     for code, s in enumerate(SPLITS):
         sel = pair_split == code
@@ -305,7 +323,7 @@ def build_offer_graph(
         cuts=cuts, val_start=float(val_start), test_start=float(test_start), split_mode=mode,
         half_life_days=float(half_life_days), customer_split=customer_split,
         feature_columns=feats.columns, vocabularies=feats.vocabularies, cat_cardinalities=feats.cardinalities,
-        info=info,
+        info=info, graph_serve=graph_serve,
     )
 
 

@@ -61,10 +61,14 @@ class LabelSpec:
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """Node types and (src, relation, dst) edge types of a heterogeneous graph."""
+    """Node types and (src, relation, dst) edge types of a heterogeneous graph, and per node type its
+    node count, the cardinalities of its ``x_cat`` columns (incl. 0 = unknown) and its ``x_num`` width."""
 
     node_types: tuple[str, ...] = ()
     edge_types: tuple[tuple[str, str, str], ...] = ()
+    num_nodes: dict = field(default_factory=dict, compare=False, hash=False)
+    cat_cardinalities: dict = field(default_factory=dict, compare=False, hash=False)
+    num_features: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,10 @@ class FeatureSpec:
             labels=tuple(LabelSpec(l["name"], l["task"], tuple(l.get("classes", ()))) for l in d.get("labels", ())),
             graph=None
             if g is None
-            else GraphSpec(tuple(g["node_types"]), tuple(tuple(e) for e in g["edge_types"])),
+            else GraphSpec(tuple(g["node_types"]), tuple(tuple(e) for e in g["edge_types"]),
+                           num_nodes=dict(g.get("num_nodes", {})),
+                           cat_cardinalities={k: list(v) for k, v in g.get("cat_cardinalities", {}).items()},
+                           num_features=dict(g.get("num_features", {}))),
             extra=dict(d.get("extra", {})),
         )
 

@@ -7,6 +7,8 @@
                     outcome (dipn and uplift baselines).
 ``purchase_view``   the customer view plus the campaign context, the response-window purchase as
                     the label, and each customer's raw event sequence (txl and the RNN baselines).
+``offer_graph_view`` the positive (customer, offer) redemption pairs of the customer–product–offer
+                    graph, which rides along as ``TaskView.graph`` (gat; ``deepromo.data.graph_datamodule``).
 
 Only data before ``history_end`` is turned into features; the response window after it only
 provides labels. Ground truth (synthetic worlds) is carried in ``TaskView.truth`` row-aligned
@@ -38,6 +40,7 @@ class TaskView:
     stratify: column used for the stratified split; time_column: column for the time split.
     truth: ground truth row-aligned with frame (or None); label_classes: class names per target column.
     sequences: each row's raw behaviour events (sequence models), or None.
+    graph: the OfferGraph of graph views, or None.
     """
 
     frame: pd.DataFrame
@@ -53,6 +56,7 @@ class TaskView:
     label_classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     name: str = "view"
     sequences: EventSequences | None = None
+    graph: object | None = None  # the OfferGraph of graph views (deepromo.data.graph_datamodule)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -239,7 +243,15 @@ def purchase_view(data: CanonicalData) -> TaskView:
     return view
 
 
-VIEWS = {"customer": customer_view, "response": response_view, "purchase": purchase_view}
+def offer_graph_view(data: CanonicalData) -> TaskView:
+    """Positive (customer, offer) redemption pairs with the customer–product–offer graph (gat)."""
+    from deepromo.data.graph_datamodule import offer_graph_view as build  # graph.py imports this module
+
+    return build(data)
+
+
+VIEWS = {"customer": customer_view, "response": response_view, "purchase": purchase_view,
+         "offer_graph": offer_graph_view}
 
 
 def build_view(name: str, data: CanonicalData) -> TaskView:

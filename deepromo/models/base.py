@@ -90,6 +90,15 @@ class PromoModel(pl.LightningModule):
         return {}
 
     @classmethod
+    def make_datamodule(cls, view, batch_size: int = 512, split: str = "stratified", seed: int = 0,
+                        params: dict[str, Any] | None = None):
+        """The datamodule that serves ``view`` to this model (default: a PromoDataModule of flat/sequence rows)."""
+        from deepromo.data.datamodule import PromoDataModule
+
+        return PromoDataModule(view, batch_size=batch_size, split=split, seed=seed,
+                               **cls.datamodule_options({**cls.defaults, **(params or {})}))
+
+    @classmethod
     def hparams_from_data(cls, datamodule) -> dict[str, Any]:
         """Hyper-parameters derived from the training data (e.g. class weights); default none."""
         return {}
@@ -206,6 +215,15 @@ class PromoModel(pl.LightningModule):
             result = {k: v[inverse] for k, v in result.items()}
         return result
 
+    def predict_split(self, dm, split: str = "test") -> dict[str, np.ndarray]:
+        """Output arrays on the rows of one split of the datamodule (what ``deepromo.evaluation`` scores)."""
+        rows = torch.as_tensor(dm.indices[split])
+        return self.predict_arrays({k: v[rows] for k, v in dm.tensors.items()})
+
+    def extra_outputs(self, dm, run_dir) -> list:
+        """Model-specific files written into ``run_dir`` after evaluation (e.g. explanations); default none."""
+        return []
+
     def predict_frame(self, df: pd.DataFrame, batch_size: int | None = None, **context) -> pd.DataFrame:
         """Score raw feature columns: DataFrame in, DataFrame of ``output_columns`` out (same index).
 
@@ -219,6 +237,12 @@ class PromoModel(pl.LightningModule):
         tensors.update(self.frame_inputs(df, **context))
         out = self.predict_arrays(tensors, batch_size)
         return pd.DataFrame(out, index=df.index)
+
+    def input_columns(self) -> list[str]:
+        """The raw columns ``predict_frame`` reads (the preprocessor's feature columns)."""
+        if self.preprocessor is None:
+            raise ValueError(f"model '{self.name}' has no preprocessor attached; it cannot score raw columns")
+        return list(self.preprocessor.columns)
 
     def frame_inputs(self, df: pd.DataFrame) -> dict[str, torch.Tensor]:
         """Extra non-feature inputs read from a raw frame (e.g. the treatment, or event sequences); default none."""

@@ -1,0 +1,413 @@
+"""gat: graph attention offer ranker over the customer–product–offer graph (DESIGN §5; seeds/002 §4.3).
+
+Graph (``deepromo.data.graph``): customer, product and offer nodes; purchased, exposed, redeemed and
+applies_to edges plus their reverses, each with a recency-decayed strength as its edge feature.
+
+Node encoder, per node type t (all of width ``hidden``):
+
+    h0_v = sum_c E_{t,c}[x_cat_v,c] + W_t x_num_v + b_t  (+ E_t^id[v] for the types in ``id_embeddings``)
+
+Layer l = 1..L, for every node v of type t, with one attention convolution per edge type r ending at t:
+
+    m_v = sum_{r: * -> t} GAT_r(h^{l-1}_src, h^{l-1}_v, edge_attr)        (no self-loops: bipartite edges)
+    h^l_v = LayerNorm_t(h^{l-1}_v + Dropout(ELU(m_v)))                      (residual)
+
+GAT_r is GATv2Conv (``conv: gatv2``, default), GATConv (``gat``) with ``heads`` heads of width
+``hidden / heads`` concatenated, the edge strength entering the attention logits; ``conv: sage`` swaps in
+SAGEConv (mean aggregation, no attention, no edge feature): the GraphSAGE baseline of the same model.
+
+Scoring head: a dot product, so serving is one matrix–vector product per customer:
+
+    u_c = [W_c h^L_c, 1],   v_o = [W_o h^L_o, w_b . h^L_o],   score(c, o) = u_c . v_o
+
+Loss ``bpr`` (default): -log sigmoid(score(c, o+) - score(c, o-)) averaged over the sampled negatives
+o- (half of them drawn from offers the customer was exposed to but did not redeem). The metrics are
+NDCG / MRR / HitRate, which only see the order of a customer's offers; BPR optimises exactly that
+pairwise order, while BCE would also spend capacity on calibrating absolute probabilities across
+customers that the ranking never uses. ``loss: bce`` is available for comparison.
+
+Training runs on neighbour-sampled subgraphs (``fanout`` per hop; ``OfferGraphDataModule``) with each
+batch's supervised pairs removed from its message edges; evaluation embeds all nodes of the split's
+full graph. After training the customer and offer vectors of the serving graph (every interaction in
+the data) are kept in the checkpoint: ``rank_offers(customer_ids, k, rules=...)`` filters infeasible
+offers (``deepromo.decide.offer_rules``) and ranks the rest without touching the graph again.
+``explain(customer_id, graph)`` returns the last layer's attention weights behind a customer's top offers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_geometric.nn import GATConv, GATv2Conv, SAGEConv
+
+from deepromo.data.tables import DataValidationError
+from deepromo.models.base import PromoModel
+from deepromo.models.registry import register_model
+
+CONVS = ("gatv2", "gat", "sage")
+LOSSES = ("bpr", "bce")
+SERVING_BUFFERS = ("customer_ids", "offer_ids", "customer_vectors", "offer_vectors")
+
+
+def _key(edge_type) -> str:
+    return "__".join(edge_type)
+
+
+@register_model("gat")
+class GATOfferRanker(PromoModel):
+    view = "offer_graph"
+    task = "ranking"
+    required_keys = ("query", "pos", "neg")
+    monitor = ("val/ndcg_at_10", "max")
+    output_columns = ("score",)
+    defaults = {
+        "lr": 3e-3,
+        "weight_decay": 1e-5,
+        "hidden": 64,
+        "heads": 4,
+        "layers": 2,
+        "dropout": 0.1,
+        "attn_dropout": 0.1,
+        "conv": "gatv2",
+        "loss": "bpr",
+        "id_embeddings": ["offer"],
+        "fanout": [10, 5],
+        "num_negatives": 4,
+        "hard_negative_share": 0.5,
+        "k": 10,
+    }
+    tiny_params = {"hidden": 16, "heads": 2, "fanout": [5, 3], "num_negatives": 2}
+
+    def __init__(self, spec, **hparams):
+        super().__init__(spec, **hparams)
+        hp = self.hparams
+        g = self.spec.graph
+        if g is None or not g.num_nodes:
+            raise ValueError("model 'gat' needs a graph spec with node counts (build the datamodule from the "
+                             "'offer_graph' view)")
+        if hp.conv not in CONVS:
+            raise ValueError(f"model 'gat': conv must be one of {list(CONVS)}, got {hp.conv!r}")
+        if hp.loss not in LOSSES:
+            raise ValueError(f"model 'gat': loss must be one of {list(LOSSES)}, got {hp.loss!r}")
+        if hp.hidden % hp.heads:
+            raise ValueError(f"model 'gat': hidden ({hp.hidden}) must be divisible by heads ({hp.heads})")
+        if len(hp.fanout) != hp.layers:
+            raise ValueError(f"model 'gat': fanout needs one entry per layer ({hp.layers}), got {hp.fanout}")
+        unknown = sorted(set(hp.id_embeddings) - set(g.node_types))
+        if unknown:
+            raise ValueError(f"model 'gat': id_embeddings names unknown node types {unknown}; "
+                             f"node types are {list(g.node_types)}")
+        d = int(hp.hidden)
+        self.node_types = list(g.node_types)
+        self.edge_types = [tuple(e) for e in g.edge_types]
+        self.cat_embeddings = nn.ModuleDict({
+            nt: nn.ModuleList(nn.Embedding(int(c), d) for c in g.cat_cardinalities.get(nt, []))
+            for nt in self.node_types})
+        self.num_projections = nn.ModuleDict({
+            nt: nn.Linear(int(g.num_features[nt]), d) for nt in self.node_types if g.num_features.get(nt)})
+        self.id_embedding = nn.ModuleDict({nt: nn.Embedding(int(g.num_nodes[nt]), d) for nt in hp.id_embeddings})
+        self.type_bias = nn.ParameterDict({nt: nn.Parameter(torch.zeros(d)) for nt in self.node_types})
+        self.convs = nn.ModuleList(
+            nn.ModuleDict({_key(et): self._conv(d) for et in self.edge_types}) for _ in range(int(hp.layers)))
+        self.norms = nn.ModuleList(
+            nn.ModuleDict({nt: nn.LayerNorm(d) for nt in self.node_types}) for _ in range(int(hp.layers)))
+        self.customer_head = nn.Linear(d, d)
+        self.offer_head = nn.Linear(d, d)
+        self.offer_bias = nn.Linear(d, 1)
+        n_c, n_o = int(g.num_nodes["customer"]), int(g.num_nodes["offer"])
+        self.register_buffer("customer_ids", torch.arange(n_c, dtype=torch.long))
+        self.register_buffer("offer_ids", torch.arange(n_o, dtype=torch.long))
+        self.register_buffer("customer_vectors", torch.zeros(n_c, d + 1))
+        self.register_buffer("offer_vectors", torch.zeros(n_o, d + 1))
+
+    def _conv(self, d: int) -> nn.Module:
+        hp = self.hparams
+        if hp.conv == "sage":
+            return SAGEConv((d, d), d)
+        cls = GATv2Conv if hp.conv == "gatv2" else GATConv
+        # add_self_loops=False: every edge type joins two different node types (PyG refuses self-loops there)
+        return cls((d, d), d // hp.heads, heads=int(hp.heads), concat=True, edge_dim=1, add_self_loops=False,
+                   dropout=float(hp.attn_dropout))
+
+    @classmethod
+    def make_datamodule(cls, view, batch_size: int = 256, split: str | None = None, seed: int = 0, params=None):
+        from deepromo.data.graph_datamodule import OfferGraphDataModule
+
+        hp = {**cls.defaults, **(params or {})}
+        return OfferGraphDataModule(view, batch_size=batch_size, split=split, seed=seed, fanout=hp["fanout"],
+                                    num_negatives=hp["num_negatives"],
+                                    hard_negative_share=hp["hard_negative_share"])
+
+    # --- message passing ----------------------------------------------------------------
+    def encode_nodes(self, graph) -> dict[str, torch.Tensor]:
+        """Initial node states h0 [N_t, hidden] of every node type of ``graph`` (full or sampled)."""
+        h = {}
+        for nt in self.node_types:
+            store = graph[nt]
+            n = int(store.num_nodes)
+            x = self.type_bias[nt].expand(n, -1)
+            x_cat = store.x_cat
+            for j, emb in enumerate(self.cat_embeddings[nt]):
+                x = x + emb(x_cat[:, j])
+            if nt in self.num_projections:
+                x = x + self.num_projections[nt](store.x_num)
+            if nt in self.id_embedding:
+                n_id = store.n_id if "n_id" in store else torch.arange(n, device=x.device)
+                x = x + self.id_embedding[nt](n_id)
+            h[nt] = x
+        return h
+
+    def message_passing(self, graph, h: dict[str, torch.Tensor], layers: int | None = None) -> dict[str, torch.Tensor]:
+        """Run the first ``layers`` (default all) attention layers over ``graph``'s edges."""
+        for conv, norm in list(zip(self.convs, self.norms))[:layers]:
+            h = self._layer(conv, norm, graph, h)
+        return h
+
+    def _layer(self, conv, norm, graph, h):
+        agg: dict[str, torch.Tensor] = {}
+        for et in self.edge_types:
+            if et not in graph.edge_types or graph[et].edge_index.shape[1] == 0:
+                continue
+            src, _, dst = et
+            store = graph[et]
+            if self.hparams.conv == "sage":
+                m = conv[_key(et)]((h[src], h[dst]), store.edge_index)
+            else:
+                m = conv[_key(et)]((h[src], h[dst]), store.edge_index, edge_attr=store.edge_attr)
+            agg[dst] = m if dst not in agg else agg[dst] + m
+        drop = float(self.hparams.dropout)
+        return {nt: norm[nt](x + F.dropout(F.elu(agg[nt]), drop, self.training)) if nt in agg else x
+                for nt, x in h.items()}
+
+    def vectors(self, h: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(customer vectors [N_c, hidden + 1], offer vectors [N_o, hidden + 1]): score = their dot product."""
+        c, o = h["customer"], h["offer"]
+        u = torch.cat([self.customer_head(c), torch.ones(len(c), 1, device=c.device, dtype=c.dtype)], dim=1)
+        v = torch.cat([self.offer_head(o), self.offer_bias(o)], dim=1)
+        return u, v
+
+    def embed(self, graph) -> tuple[torch.Tensor, torch.Tensor]:
+        """Customer and offer vectors of every node of a full graph, computed in eval mode without gradients."""
+        was_training = self.training
+        self.eval()
+        with torch.inference_mode():
+            graph = graph.to(self.device)
+            u, v = self.vectors(self.message_passing(graph, self.encode_nodes(graph)))
+        self.train(was_training)
+        return u.clone(), v.clone()
+
+    # --- training ------------------------------------------------------------------------
+    def forward(self, batch: Mapping) -> dict[str, torch.Tensor]:
+        """Graph batch (``graph``, ``query``, ``pos``, ``neg``): pair scores; serving batch (``customer_index``,
+        ``offer_index`` [B], node indices): scores from the stored vectors."""
+        if "graph" not in batch:
+            c, o = batch["customer_index"], batch["offer_index"]
+            return {"score": (self.customer_vectors[c] * self.offer_vectors[o]).sum(-1)}
+        graph = batch["graph"]
+        u, v = self.vectors(self.message_passing(graph, self.encode_nodes(graph)))
+        q = u[batch["query"]]
+        out = {"pos_score": (q * v[batch["pos"]]).sum(-1), "neg_score": torch.einsum("bd,bnd->bn", q, v[batch["neg"]])}
+        if "rank_customers" in batch:
+            out["rank_scores"] = u[batch["rank_customers"]] @ v.T
+            out["vectors"] = (u, v)
+        return out
+
+    def compute_loss(self, batch, out) -> dict[str, torch.Tensor]:
+        pos, neg = out["pos_score"], out["neg_score"]
+        if self.hparams.loss == "bpr":
+            loss = -F.logsigmoid(pos[:, None] - neg).mean()
+        else:
+            loss = 0.5 * (F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos))
+                          + F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg)))
+        return {"loss": loss, "pairwise_accuracy": (pos[:, None] > neg).float().mean()}
+
+    def update_metrics(self, batch, out, stage: str) -> None:
+        if "rank_scores" not in out:
+            return
+        from deepromo.metrics.ranking import ranking_report
+
+        report = ranking_report(out["rank_scores"].detach().float().cpu(), batch["relevant"].cpu(),
+                                k=int(self.hparams.k), exclude=batch["exclude"].cpu())
+        for name, value in report.items():
+            if not name.startswith("n_") and np.isfinite(value):
+                self.log(f"{stage}/{name.replace('@', '_at_')}", float(value), batch_size=int(report["n_queries"]))
+        if stage == "val":  # every checkpoint carries vectors consistent with its weights
+            self._store_vectors(*out["vectors"])
+
+    def on_fit_end(self) -> None:
+        """Embed the serving graph (every interaction in the data) so the saved model can rank on its own."""
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and getattr(dm, "graph", None) is not None:
+            self.set_serving_graph(dm.graph.graph_serve or dm.graph.graph_test, dm.graph.node_ids)
+
+    # --- serving -------------------------------------------------------------------------
+    def _store_vectors(self, u: torch.Tensor, v: torch.Tensor) -> None:
+        self.customer_vectors = u.detach().clone()
+        self.offer_vectors = v.detach().clone()
+
+    def set_serving_graph(self, graph, node_ids: Mapping[str, np.ndarray]) -> None:
+        """Precompute and keep the customer and offer vectors of ``graph`` (ids: ``node_ids`` per node type)."""
+        u, v = self.embed(graph)
+        self._store_vectors(u, v)
+        self.customer_ids = torch.tensor(np.asarray(node_ids["customer"]), dtype=torch.long, device=u.device)
+        self.offer_ids = torch.tensor(np.asarray(node_ids["offer"]), dtype=torch.long, device=u.device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the serving vectors may cover another graph than the spec's (set_serving_graph): take their sizes
+        for name in SERVING_BUFFERS:
+            if prefix + name in state_dict:
+                self._buffers[name] = torch.empty_like(state_dict[prefix + name], device=self._buffers[name].device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _positions(self, ids, node_type: str) -> np.ndarray:
+        known = (self.customer_ids if node_type == "customer" else self.offer_ids).cpu().numpy()
+        ids = np.asarray(ids).reshape(-1)
+        pos = pd.Index(known).get_indexer(ids)
+        if (pos < 0).any():
+            bad = pd.unique(ids[pos < 0])[:5].tolist()
+            raise DataValidationError(f"{node_type}_id value(s) {bad} are not in the graph this model was embedded "
+                                      f"on ({len(known)} {node_type}s); refresh it with set_serving_graph")
+        return pos
+
+    def predict_frame(self, df: pd.DataFrame, batch_size: int | None = None, **context) -> pd.DataFrame:
+        """Score (customer, offer) pairs: a frame with ``customer_id`` and ``offer_id`` in, ``score`` out."""
+        missing = [c for c in self.input_columns() if c not in df.columns]
+        if missing:
+            raise DataValidationError(f"model 'gat' scores (customer, offer) pairs: the frame lacks column(s) "
+                                      f"{missing}; it has {list(df.columns)}")
+        tensors = {"customer_index": torch.from_numpy(self._positions(df["customer_id"], "customer")),
+                   "offer_index": torch.from_numpy(self._positions(df["offer_id"], "offer"))}
+        return pd.DataFrame(self.predict_arrays(tensors, batch_size), index=df.index)
+
+    def input_columns(self) -> list[str]:
+        return ["customer_id", "offer_id"]
+
+    def example_frame(self, view, rows: int = 5) -> pd.DataFrame:
+        return view.frame[self.input_columns()].head(rows)
+
+    @torch.inference_mode()
+    def rank_offers(self, customer_ids, k: int = 10, rules=None, offers: pd.DataFrame | None = None,
+                    batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+        """Each customer's ``k`` best feasible offers: (offer ids [n, k] int64, scores [n, k] float32).
+
+        rules: constraint data for :func:`deepromo.decide.offer_rules.feasible_mask` (stock, brand limits,
+            contact caps, budget, exclusions), or None (every offer feasible).
+        offers: the offers table the rules read (``offer_id`` plus the columns they need); default a frame of
+            the model's offer ids only. Slots beyond the feasible offers hold id -1 and score -inf.
+        """
+        from deepromo.decide.offer_rules import feasible_mask, rank_offers
+
+        customer_ids = np.asarray(customer_ids).reshape(-1)
+        rows = torch.from_numpy(self._positions(customer_ids, "customer"))
+        offer_ids = self.offer_ids.cpu().numpy()
+        if rules is not None:
+            table = pd.DataFrame({"offer_id": offer_ids}) if offers is None else offers
+            if "offer_id" not in table.columns:
+                raise DataValidationError(f"offers: expected an 'offer_id' column, got {list(table.columns)}")
+            table = table.set_index("offer_id").reindex(offer_ids).reset_index()
+        ids_out, scores_out = [], []
+        for a in range(0, len(rows), int(batch_size)):
+            chunk = rows[a:a + int(batch_size)]
+            scores = (self.customer_vectors[chunk.to(self.device)] @ self.offer_vectors.T).float().cpu()
+            mask = (torch.from_numpy(feasible_mask(customer_ids[a:a + int(batch_size)], table, rules))
+                    if rules is not None else torch.ones_like(scores, dtype=torch.bool))
+            idx, top = rank_offers(scores, mask, int(k))
+            ids_out.append(np.where(idx.numpy() >= 0, offer_ids[idx.clamp(min=0).numpy()], -1))
+            scores_out.append(top.numpy())
+        if not ids_out:
+            return np.zeros((0, int(k)), np.int64), np.zeros((0, int(k)), np.float32)
+        return np.concatenate(ids_out), np.concatenate(scores_out)
+
+    # --- evaluation and explanation ------------------------------------------------------
+    def predict_split(self, dm, split: str = "test") -> dict[str, np.ndarray]:
+        """Scores of the split's query customers for every offer, on the split's (leak-free) graph."""
+        customers, _, _ = dm.ranking_targets(split)
+        u, v = self.embed(dm.graph.graph(split))
+        return {"customers": customers.numpy(), "scores": (u[customers.to(u.device)] @ v.T).float().cpu().numpy()}
+
+    def explain(self, customer_id, graph, node_ids: Mapping[str, np.ndarray], k: int = 5,
+                top_neighbours: int = 5) -> dict:
+        """Why ``customer_id`` gets its top-``k`` offers: the last layer's attention (mean over heads) of the
+        customer and of each top offer over their incoming neighbours, strongest ``top_neighbours`` per edge type.
+
+        Returns ``{"customer_id", "offers": [{"offer_id", "score", "attention": {...}}], "attention": {...}}``
+        where each ``attention`` maps an edge type to ``[{"node_type", "id", "weight", "edge_strength"}]``.
+        Only the attention convolutions have weights to show (``conv: gat | gatv2``).
+        """
+        if self.hparams.conv == "sage":
+            raise ValueError("explain needs attention weights: conv 'sage' has none (use 'gat' or 'gatv2')")
+        c = int(pd.Index(np.asarray(node_ids["customer"])).get_indexer([customer_id])[0])
+        if c < 0:
+            raise DataValidationError(f"customer_id {customer_id!r} is not a node of the given graph")
+        was_training = self.training
+        self.eval()
+        with torch.inference_mode():
+            g = graph.to(self.device)
+            h = self.message_passing(g, self.encode_nodes(g), layers=int(self.hparams.layers) - 1)
+            u, v = self.vectors(self.message_passing(g, h))
+            scores = (u[c] @ v.T).float()
+            top = torch.topk(scores, min(int(k), len(scores))).indices
+            targets = {"customer": torch.tensor([c], device=self.device), "offer": top}
+            weights = self._last_layer_attention(g, h, targets)
+        self.train(was_training)
+
+        def listing(nt: str, index: int) -> dict:
+            out = {}
+            for et, (src, dst, alpha, strength) in weights.items():
+                if et[2] != nt:
+                    continue
+                sel = dst == index
+                if not sel.any():
+                    continue
+                order = torch.argsort(alpha[sel], descending=True)[:top_neighbours]
+                out["__".join(et)] = [
+                    {"node_type": et[0], "id": int(node_ids[et[0]][int(s)]), "weight": round(float(a), 4),
+                     "edge_strength": round(float(w), 4)}
+                    for s, a, w in zip(src[sel][order], alpha[sel][order], strength[sel][order])]
+            return out
+
+        return {"customer_id": int(node_ids["customer"][c]), "attention": listing("customer", c),
+                "offers": [{"offer_id": int(node_ids["offer"][int(o)]), "score": round(float(scores[o]), 4),
+                            "attention": listing("offer", int(o))} for o in top]}
+
+    def _last_layer_attention(self, graph, h, targets: dict[str, torch.Tensor]) -> dict:
+        """edge type -> (src, dst, attention [E'], strength [E']) for the edges ending at ``targets`` nodes.
+        Attention is normalised over each destination's incoming edges of one type, so restricting the edges
+        to the target destinations leaves their weights unchanged."""
+        conv = self.convs[-1]
+        out = {}
+        for et in self.edge_types:
+            if et[2] not in targets or et not in graph.edge_types:
+                continue
+            ei, attr = graph[et].edge_index, graph[et].edge_attr
+            sel = torch.isin(ei[1], targets[et[2]])
+            if not sel.any():
+                continue
+            _, (idx, alpha) = conv[_key(et)]((h[et[0]], h[et[2]]), ei[:, sel], edge_attr=attr[sel],
+                                             return_attention_weights=True)
+            out[et] = (idx[0].cpu(), idx[1].cpu(), alpha.mean(dim=1).cpu(), attr[sel][:, 0].cpu())
+        return out
+
+    def extra_outputs(self, dm, run_dir) -> list:
+        """explanation.json: the attention behind the top offers of the first test customer (gat/gatv2 only)."""
+        import json
+        from pathlib import Path
+
+        if self.hparams.conv == "sage":
+            return []
+        customers, _, _ = dm.ranking_targets("test")
+        if len(customers) == 0:
+            return []
+        og = dm.graph
+        report = self.explain(og.node_ids["customer"][int(customers[0])], og.graph("test"), og.node_ids)
+        path = Path(run_dir) / "explanation.json"
+        path.write_text(json.dumps(report, indent=2))
+        return [path]
+
+
+__all__ = ["GATOfferRanker"]
