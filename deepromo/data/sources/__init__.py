@@ -40,3 +40,6 @@ def load_source(name: str, **options) -> CanonicalData:
 
 from deepromo.data.sources import synthetic  # noqa: E402,F401  (registers "synthetic")
 from deepromo.data.sources import completejourney  # noqa: E402,F401  (registers "completejourney")
+from deepromo.data.sources import table  # noqa: E402,F401  (registers "table")
+from deepromo.data.sources import hillstrom  # noqa: E402,F401  (registers "hillstrom")
+from deepromo.data.sources import cdnow  # noqa: E402,F401  (registers "cdnow")
