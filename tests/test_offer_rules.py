@@ -152,3 +152,35 @@ def test_ranked_lists_never_contain_excluded_offers():
         best = torch.where(torch.from_numpy(mask), scores, torch.full_like(scores, -math.inf))
         expected = torch.sort(best, dim=1, descending=True).values[:, :k]
         assert torch.equal(t, expected)
+
+
+def test_fast_top_k_matches_the_full_stable_sort_with_ties():
+    from deepromo.decide.offer_rules import _rank_by_full_sort
+
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randint(0, 6, (300, 40), generator=gen).float()  # many ties, some at the k-th place
+    scores[:100] = torch.rand(100, 40, generator=gen)                # and rows without ties
+    mask = torch.rand(300, 40, generator=gen) > 0.3
+    mask[5, :] = False
+    mask[6, 3:] = False                                              # fewer feasible offers than k
+    for k in (1, 4, 10):
+        idx, top = rank_offers(scores, mask, k)
+        masked = torch.where(mask, scores, torch.full_like(scores, -math.inf))
+        ref_idx, ref_top = _rank_by_full_sort(masked, mask, k)
+        assert torch.equal(idx, ref_idx) and torch.equal(top, ref_top), k
+
+
+def test_compiled_rules_give_feasible_mask_row_by_row():
+    from deepromo.decide.offer_rules import compile_rules
+
+    offers = pd.DataFrame({"offer_id": [10, 11, 12, 13], "product_id": [1, 2, 3, 1], "face_value": [1.0, 5.0, 2.0, 9.0],
+                           "brand": ["a", "b", "a", "b"]})
+    rules = {"stock": [2], "brand_limits": {"b": 6.0}, "budget_left": 8.0,
+             "contacts": pd.DataFrame({"customer_id": [7], "contacts": [2]}), "contact_cap": 2,
+             "exclusions": pd.DataFrame({"customer_id": [5, 5, 9], "offer_id": [10, 12, 10]})}
+    customers = [5, 6, 7, 9]
+    full = feasible_mask(customers, offers, rules)
+    expected = np.array([[0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0], [0, 0, 1, 0]], dtype=bool)
+    np.testing.assert_array_equal(full, expected)
+    compiled = compile_rules(customers, offers, rules)
+    np.testing.assert_array_equal(compiled.mask([3, 0]), expected[[3, 0]])

@@ -21,6 +21,9 @@ contacts       DataFrame[customer_id, contacts] (contacts already made in the pe
 budget_left    float: offers with face_value > budget_left are infeasible for everyone.
 exclusions     DataFrame[customer_id, offer_id]: explicit pairs that must not be offered.
 
+``compile_rules(customer_index, offers, rules)`` evaluates the rules once for serving many requests
+(``CompiledRules.mask(rows)``); ``feasible_mask`` is ``compile_rules(...).mask()``.
+
 ``rank_offers(scores, mask, k)`` -> (indices [n_c, k] long, scores [n_c, k] float): each customer's k
 best feasible offers by descending score (ties: lower offer index first); -1 and -inf fill the slots when
 fewer than k offers are feasible.
@@ -36,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["OfferRules", "RuleValidationError", "feasible_mask", "rank_offers"]
+__all__ = ["CompiledRules", "OfferRules", "RuleValidationError", "compile_rules", "feasible_mask", "rank_offers"]
 
 
 class RuleValidationError(ValueError):
@@ -113,6 +116,40 @@ def feasible_mask(customer_index, offers: pd.DataFrame, rules=None) -> np.ndarra
     offers: DataFrame with ``offer_id`` (unique) and the columns the given rules need.
     rules: :class:`OfferRules`, a dict with its keys, or None (everything feasible).
     """
+    return compile_rules(customer_index, offers, rules).mask()
+
+
+@dataclass
+class CompiledRules:
+    """The rules evaluated once for fixed customers and offers, for serving many requests.
+
+    offer_ok [n_offers] bool (stock, brand limits, budget), customer_ok [n_customers] bool (contact caps),
+    and the excluded (customer row, offer column) pairs as CSR (``excluded_ptr`` [n_customers + 1],
+    ``excluded_offers``). ``mask(rows)`` gives the feasible mask of those customer rows.
+    """
+
+    customer_index: pd.Index
+    offer_ids: np.ndarray
+    offer_ok: np.ndarray
+    customer_ok: np.ndarray
+    excluded_ptr: np.ndarray
+    excluded_offers: np.ndarray
+
+    def mask(self, rows=None) -> np.ndarray:
+        """Bool [len(rows), n_offers] for customer rows ``rows`` (positions in ``customer_index``; None = all)."""
+        rows = np.arange(len(self.customer_index)) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+        mask = self.customer_ok[rows][:, None] & self.offer_ok[None, :]
+        start, stop = self.excluded_ptr[rows], self.excluded_ptr[rows + 1]
+        counts = stop - start
+        if counts.any():
+            local = np.repeat(np.arange(len(rows)), counts)
+            pos = np.repeat(start - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+            mask[local, self.excluded_offers[pos]] = False
+        return mask
+
+
+def compile_rules(customer_index, offers: pd.DataFrame, rules=None) -> CompiledRules:
+    """Evaluate ``rules`` for ``customer_index`` x ``offers`` once (arguments as :func:`feasible_mask`)."""
     r = _as_rules(rules)
     cust = pd.Index(np.asarray(customer_index).reshape(-1))
     if cust.has_duplicates:
@@ -214,16 +251,19 @@ def feasible_mask(customer_index, offers: pd.DataFrame, rules=None) -> np.ndarra
     elif r.contact_cap is not None:
         raise RuleValidationError("rule 'contact_cap' needs the 'contacts' frame (customer_id, contacts)")
 
-    mask = customer_ok[:, None] & offer_ok[None, :]
-
     # ---- explicit exclusions ----
+    ci = oi = np.zeros(0, dtype=np.int64)
     if r.exclusions is not None:
         ex = _frame(r.exclusions, "exclusions", ("customer_id", "offer_id"))
         ci = cust.get_indexer(_int_col(ex, "customer_id", "exclusions"))
         oi = pd.Index(offer_ids).get_indexer(_int_col(ex, "offer_id", "exclusions"))
         ok = (ci >= 0) & (oi >= 0)  # pairs of other customers / unknown offers do not concern this mask
-        mask[ci[ok], oi[ok]] = False
-    return mask
+        ci, oi = ci[ok], oi[ok]
+    order = np.argsort(ci, kind="stable")
+    ptr = np.zeros(n_c + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum(np.bincount(ci, minlength=n_c))
+    return CompiledRules(customer_index=cust, offer_ids=offer_ids, offer_ok=offer_ok, customer_ok=customer_ok,
+                         excluded_ptr=ptr, excluded_offers=oi[order].astype(np.int64))
 
 
 def rank_offers(scores, mask, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -248,6 +288,34 @@ def rank_offers(scores, mask, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"scores: {int(torch.isnan(s[m]).sum())} feasible entries are NaN")
     masked = torch.where(m, s, torch.full_like(s, -math.inf))
     k_eff = min(int(k), s.shape[1])
+    if k_eff == 0 or s.shape[0] == 0:
+        return (torch.full((s.shape[0], int(k)), -1, dtype=torch.long),
+                torch.full((s.shape[0], int(k)), -math.inf, dtype=s.dtype))
+    # fast path: a row whose k-th best score is finite and shared by no other offer has exactly k candidates
+    # (score >= the k-th); ordering just those by (score desc, offer index asc) is the exact answer
+    kth = torch.topk(masked, k_eff, dim=1).values[:, -1:]
+    cand = masked >= kth
+    fast = (cand.sum(dim=1) == k_eff) & torch.isfinite(kth[:, 0])
+    idx = torch.empty(s.shape[0], k_eff, dtype=torch.long)
+    top = torch.empty(s.shape[0], k_eff, dtype=s.dtype)
+    if fast.any():
+        pos = cand[fast].nonzero()[:, 1].view(-1, k_eff)  # ascending offer index within each row
+        vals = torch.gather(masked[fast], 1, pos)
+        order = torch.sort(vals, dim=1, descending=True, stable=True).indices
+        idx[fast] = torch.gather(pos, 1, order)
+        top[fast] = torch.gather(vals, 1, order)
+    slow = ~fast
+    if slow.any():
+        idx[slow], top[slow] = _rank_by_full_sort(masked[slow], m[slow], k_eff)
+    if k_eff < k:
+        pad = int(k) - k_eff
+        idx = torch.cat([idx, torch.full((s.shape[0], pad), -1, dtype=idx.dtype)], dim=1)
+        top = torch.cat([top, torch.full((s.shape[0], pad), -math.inf, dtype=top.dtype)], dim=1)
+    return idx.long(), top
+
+
+def _rank_by_full_sort(masked: torch.Tensor, m: torch.Tensor, k_eff: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """rank_offers for rows with ties at the k-th score or fewer than k feasible offers (-1 / -inf padding)."""
     # stable descending sort by score (equal scores keep offer order), then a stable sort that moves the
     # feasible offers first (a feasible -inf score still beats an infeasible offer)
     order = torch.sort(masked, dim=1, descending=True, stable=True).indices
@@ -256,9 +324,4 @@ def rank_offers(scores, mask, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     top = torch.gather(masked, 1, order)
     feasible = torch.gather(m, 1, order)
     idx = torch.where(feasible, order, torch.full_like(order, -1))
-    top = torch.where(feasible, top, torch.full_like(top, -math.inf))
-    if k_eff < k:
-        pad = int(k) - k_eff
-        idx = torch.cat([idx, torch.full((s.shape[0], pad), -1, dtype=idx.dtype)], dim=1)
-        top = torch.cat([top, torch.full((s.shape[0], pad), -math.inf, dtype=top.dtype)], dim=1)
-    return idx.long(), top
+    return idx, torch.where(feasible, top, torch.full_like(top, -math.inf))

@@ -264,10 +264,19 @@ class GATOfferRanker(PromoModel):
                 self._buffers[name] = torch.empty_like(state_dict[prefix + name], device=self._buffers[name].device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
+    def _id_index(self, node_type: str) -> pd.Index:
+        """``pd.Index`` of the served ids of ``node_type``, rebuilt only when the id buffer changes."""
+        ids = self.customer_ids if node_type == "customer" else self.offer_ids
+        key = (ids.data_ptr(), len(ids), ids._version)
+        cache = self.__dict__.setdefault("_id_indexes", {})
+        if node_type not in cache or cache[node_type][0] != key:
+            cache[node_type] = (key, pd.Index(ids.cpu().numpy()))
+        return cache[node_type][1]
+
     def _positions(self, ids, node_type: str) -> np.ndarray:
-        known = (self.customer_ids if node_type == "customer" else self.offer_ids).cpu().numpy()
+        known = self._id_index(node_type)
         ids = np.asarray(ids).reshape(-1)
-        pos = pd.Index(known).get_indexer(ids)
+        pos = known.get_indexer(ids)
         if (pos < 0).any():
             bad = pd.unique(ids[pos < 0])[:5].tolist()
             raise DataValidationError(f"{node_type}_id value(s) {bad} are not in the graph this model was embedded "
@@ -290,32 +299,59 @@ class GATOfferRanker(PromoModel):
     def example_frame(self, view, rows: int = 5) -> pd.DataFrame:
         return view.frame[self.input_columns()].head(rows)
 
+    def compile_rules(self, rules, offers: pd.DataFrame | None = None):
+        """The constraint rules evaluated once for every served customer and offer (a ``CompiledRules`` to pass
+        to :meth:`rank_offers` request after request; recompile when the rule data change).
+
+        rules: constraint data for :func:`deepromo.decide.offer_rules.feasible_mask` (stock, brand limits,
+            contact caps, budget, exclusions). offers: the offers table the rules read (``offer_id`` plus the
+            columns they need); default a frame of the model's offer ids only.
+        """
+        from deepromo.decide.offer_rules import compile_rules
+
+        return compile_rules(self.customer_ids.cpu().numpy(), self._offer_table(offers), rules)
+
+    def _offer_table(self, offers: pd.DataFrame | None) -> pd.DataFrame:
+        offer_ids = self.offer_ids.cpu().numpy()
+        if offers is None:
+            return pd.DataFrame({"offer_id": offer_ids})
+        if "offer_id" not in offers.columns:
+            raise DataValidationError(f"offers: expected an 'offer_id' column, got {list(offers.columns)}")
+        missing = np.setdiff1d(offer_ids, offers["offer_id"].to_numpy())
+        if len(missing):
+            raise DataValidationError(f"offers: offer_id value(s) {missing[:5].tolist()} of the model are missing "
+                                      "from the offers table the rules read")
+        return offers.set_index("offer_id").loc[offer_ids].reset_index()
+
     @torch.inference_mode()
     def rank_offers(self, customer_ids, k: int = 10, rules=None, offers: pd.DataFrame | None = None,
                     batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray]:
         """Each customer's ``k`` best feasible offers: (offer ids [n, k] int64, scores [n, k] float32).
 
-        rules: constraint data for :func:`deepromo.decide.offer_rules.feasible_mask` (stock, brand limits,
-            contact caps, budget, exclusions), or None (every offer feasible).
-        offers: the offers table the rules read (``offer_id`` plus the columns they need); default a frame of
-            the model's offer ids only. Slots beyond the feasible offers hold id -1 and score -inf.
+        rules: None (every offer feasible), a ``CompiledRules`` from :meth:`compile_rules` (the serving path),
+            or raw rule data as :meth:`compile_rules` takes (compiled here for these customers). offers: the
+            offers table raw rules read. Slots beyond the feasible offers hold id -1 and score -inf.
         """
-        from deepromo.decide.offer_rules import feasible_mask, rank_offers
+        from deepromo.decide.offer_rules import CompiledRules, compile_rules, rank_offers
 
         customer_ids = np.asarray(customer_ids).reshape(-1)
-        rows = torch.from_numpy(self._positions(customer_ids, "customer"))
+        rows = self._positions(customer_ids, "customer")
         offer_ids = self.offer_ids.cpu().numpy()
-        if rules is not None:
-            table = pd.DataFrame({"offer_id": offer_ids}) if offers is None else offers
-            if "offer_id" not in table.columns:
-                raise DataValidationError(f"offers: expected an 'offer_id' column, got {list(table.columns)}")
-            table = table.set_index("offer_id").reindex(offer_ids).reset_index()
+        rule_rows = rows
+        if rules is not None and not isinstance(rules, CompiledRules):
+            rules = compile_rules(customer_ids, self._offer_table(offers), rules)
+            rule_rows = np.arange(len(customer_ids))
+        elif rules is not None and (len(rules.customer_index) != len(self.customer_ids)
+                                    or not np.array_equal(rules.offer_ids, offer_ids)):
+            raise ValueError("rules were compiled for other customers or offers than this model serves; "
+                             "compile them with model.compile_rules")
         ids_out, scores_out = [], []
         for a in range(0, len(rows), int(batch_size)):
-            chunk = rows[a:a + int(batch_size)]
-            scores = (self.customer_vectors[chunk.to(self.device)] @ self.offer_vectors.T).float().cpu()
-            mask = (torch.from_numpy(feasible_mask(customer_ids[a:a + int(batch_size)], table, rules))
-                    if rules is not None else torch.ones_like(scores, dtype=torch.bool))
+            chunk = slice(a, a + int(batch_size))
+            scores = (self.customer_vectors[torch.from_numpy(rows[chunk]).to(self.device)]
+                      @ self.offer_vectors.T).float().cpu()
+            mask = (torch.from_numpy(rules.mask(rule_rows[chunk])) if rules is not None
+                    else torch.ones_like(scores, dtype=torch.bool))
             idx, top = rank_offers(scores, mask, int(k))
             ids_out.append(np.where(idx.numpy() >= 0, offer_ids[idx.clamp(min=0).numpy()], -1))
             scores_out.append(top.numpy())
