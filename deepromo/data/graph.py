@@ -25,9 +25,8 @@ Edges (``edge_index`` [2, E] long, ``edge_attr`` [E, 1] float32, ``edge_time`` [
     ('customer', 'purchased', 'product')  purchase events with a product (``product_id`` >= 0).
     ('customer', 'exposed', 'offer')      exposures with a real offer (``offer_id`` >= 0, treated), the
                                           offer exposures in ``data.meta["offer_exposures"]`` (customer_id,
-                                          offer_id, ts) when a source provides them — for completejourney
-                                          they are derived from its campaign membership files (see
-                                          :func:`completejourney_offer_exposures`) — and the mapped
+                                          offer_id, ts) when a source provides them (completejourney: every
+                                          coupon of every campaign a household received) and the mapped
                                           campaign clicks (a click proves that the offer was received).
     ('customer', 'redeemed', 'offer')     redemptions (the positives below) before the cut.
     ('offer', 'applies_to', 'product')    ``offers.product_id`` and ``meta["offer_products"]``; static.
@@ -469,11 +468,7 @@ def _mapped_clicks(data: CanonicalData, cust_index: pd.Index, offer_index: pd.In
 
 def _offer_exposure_frame(data: CanonicalData) -> pd.DataFrame | None:
     meta = data.meta if isinstance(data.meta, dict) else {}
-    if meta.get("offer_exposures") is not None:
-        return meta["offer_exposures"]
-    if meta.get("source") == "completejourney":
-        return completejourney_offer_exposures(data)
-    return None
+    return meta.get("offer_exposures")
 
 
 def _treated_offer_exposures(data: CanonicalData, cust_index: pd.Index, offer_index: pd.Index,
@@ -811,50 +806,9 @@ def _with_labels(base: HeteroData, pairs: torch.Tensor, times: torch.Tensor, spl
     return g
 
 
-# ----------------------------------------------------------------------------------------------
-# completejourney: offer exposures from campaign membership
-# ----------------------------------------------------------------------------------------------
-
-
-def completejourney_offer_exposures(data: CanonicalData) -> pd.DataFrame:
-    """(customer_id, offer_id, ts) for completejourney: each kept household is exposed to every coupon of every
-    campaign it received, at the campaign's start day (clipped at day 0, as the source's ``campaign_received``
-    events). The canonical tables do not carry this many-to-many link (the source's exposures have
-    ``offer_id = -1``), so it is read from ``campaigns``, ``campaign_descriptions`` and ``coupons`` in
-    ``meta['path']`` and mapped through ``offers.coupon_upc``; a source that puts the frame in
-    ``meta['offer_exposures']`` makes this unnecessary."""
-    from deepromo.data.sources.completejourney import data_dir
-
-    meta = data.meta
-    _require(data.offers, ("offer_id", "coupon_upc"), f"{data.name}: table 'offers'")
-    if "day0" not in meta:
-        raise DataValidationError(f"{data.name}: meta lacks 'day0'; cannot place campaign starts on the day axis")
-    d = data_dir(meta.get("path"))
-    members = pd.read_parquet(d / "campaigns.parquet", columns=["campaign_id", "household_id"])
-    desc = pd.read_parquet(d / "campaign_descriptions.parquet", columns=["campaign_id", "start_date"])
-    coupons = pd.read_parquet(d / "coupons.parquet", columns=["coupon_upc", "campaign_id"])
-    day0 = pd.Timestamp(meta["day0"]).to_datetime64().astype("datetime64[ns]")
-    start = pd.to_datetime(desc["start_date"]).to_numpy(dtype="datetime64[ns]")
-    desc = pd.DataFrame({"campaign_id": desc["campaign_id"].to_numpy(np.int64),
-                         "ts": np.maximum((start - day0) / np.timedelta64(1, "D"), 0.0)}
-                        ).drop_duplicates("campaign_id")
-    members = members.astype(np.int64).drop_duplicates()
-    members = members[members["household_id"].isin(data.customers["customer_id"].to_numpy())]
-    upc_to_offer = pd.Series(data.offers["offer_id"].to_numpy(np.int64),
-                             index=data.offers["coupon_upc"].to_numpy(np.int64))
-    coupons = coupons.astype(np.int64).drop_duplicates()
-    coupons = coupons.assign(offer_id=upc_to_offer.reindex(coupons["coupon_upc"].to_numpy()).to_numpy())
-    coupons = coupons[coupons["offer_id"].notna()]
-    out = members.merge(desc, on="campaign_id").merge(coupons[["campaign_id", "offer_id"]], on="campaign_id")
-    return pd.DataFrame({"customer_id": out["household_id"].to_numpy(np.int64),
-                         "offer_id": out["offer_id"].to_numpy(np.int64),
-                         "ts": out["ts"].to_numpy(np.float64)})
-
-
 __all__ = [
     "OfferGraph",
     "build_offer_graph",
-    "completejourney_offer_exposures",
     "reverse_edge_type",
     "NODE_TYPES",
     "EDGE_TYPES",

@@ -62,8 +62,10 @@ offers
     coupon covers, coupon_disc != 0); upcs without such a line get the median over all matched lines
     (``face_value_observed`` = 0), or 1.0 if nothing matched; product_id = the coupon's product with
     the most transaction lines (the first listed one on ties or when none sold).
-    ``meta["offer_products"]`` holds the full coupon -> product mapping (offer_id, product_id) and
-    ``meta["redemptions"]`` the kept households' redemptions (customer_id, offer_id, ts).
+    ``meta["offer_products"]`` holds the full coupon -> product mapping (offer_id, product_id),
+    ``meta["redemptions"]`` the kept households' redemptions (customer_id, offer_id, ts) and
+    ``meta["offer_exposures"]`` their coupon exposures (customer_id, offer_id, ts: every coupon of every
+    campaign a household received, at the campaign start clipped at day 0).
 
 ``promotions.parquet`` (20.9M rows of weekly in-store display / mailer placements) is not read.
 """
@@ -338,6 +340,7 @@ def load_completejourney(
     red = red.assign(ts=_days(red["redemption_date"], day0))
     offers, offer_products, upc_index = _offers(tx, tx_days, red, tables["coupons"], camps)
     red = red[kept.get_indexer(red["household_id"].to_numpy()) >= 0]
+    offer_exposures = _offer_exposures(members, tables["coupons"], upc_index)
 
     # ---------------- events ----------------
     n_p, n_r, n_c = len(baskets), len(red), len(members)
@@ -426,6 +429,7 @@ def load_completejourney(
         },
         "offer_products": offer_products,
         "redemptions": meta_red,
+        "offer_exposures": offer_exposures,
     }
     data = CanonicalData(
         customers=customers, events=events, exposures=exposures, outcomes=outcomes, products=products,
@@ -435,6 +439,19 @@ def load_completejourney(
     data.validate()
     meta["load_seconds"] = round(time.perf_counter() - t_start, 3)
     return data
+
+
+def _offer_exposures(members: pd.DataFrame, coupons: pd.DataFrame, upc_index: pd.Index) -> pd.DataFrame:
+    """(customer_id, offer_id, ts): a household is exposed to every coupon of every campaign it received, at the
+    campaign's start day clipped at day 0 (as its ``campaign_received`` events). The canonical exposures table has
+    one row per household, so this many-to-many link travels in ``meta["offer_exposures"]`` (the offer graph)."""
+    links = coupons[["coupon_upc", "campaign_id"]].drop_duplicates()
+    pairs = members[["household_id", "campaign_id", "start_day"]].merge(links, on="campaign_id")
+    offer = upc_index.get_indexer(pairs["coupon_upc"].to_numpy())
+    keep = offer >= 0
+    return pd.DataFrame({"customer_id": pairs["household_id"].to_numpy(np.int64)[keep],
+                         "offer_id": offer[keep].astype(np.int64),
+                         "ts": np.maximum(pairs["start_day"].to_numpy(np.float64)[keep], 0.0)})
 
 
 def _customers(keep_hh: np.ndarray, demo: pd.DataFrame) -> pd.DataFrame:
