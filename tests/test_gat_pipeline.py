@@ -11,7 +11,7 @@ from deepromo.pipeline import run
 
 TINY = ["model=gat", "model.params.hidden=16", "model.params.heads=2", "model.params.fanout=[5,3]",
         "model.params.num_negatives=2", "trainer.max_epochs=2"]
-METHODS = {"gat", "popularity", "exposed_popularity", "bpr_mf", "graphsage"}
+METHODS = {"gat", "random", "popularity", "exposed_popularity", "bpr_mf", "graphsage"}
 
 
 @pytest.fixture(scope="module")

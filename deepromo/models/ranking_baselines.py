@@ -1,4 +1,4 @@
-"""Offer-ranking baselines for the gat ranker: popularity, exposure-aware popularity and BPR matrix factorisation.
+"""Offer-ranking baselines for the gat ranker: random, popularity, exposure-aware popularity, BPR matrix factorisation.
 
 Each is ``fit_predict(datamodule, seed)`` on an ``OfferGraphDataModule`` and returns what the ranking
 evaluator reads for the test split: ``{"customers": [Q] query customer nodes, "scores": [Q, n_offers]}``.
@@ -31,6 +31,14 @@ def known_pairs(dm, split: str = SPLIT) -> torch.Tensor:
 def _popularity(dm, split: str) -> np.ndarray:
     pairs = known_pairs(dm, split)
     return np.bincount(pairs[1].numpy(), minlength=len(dm.graph.node_ids["offer"])).astype(np.float64)
+
+
+@register_baseline("random")
+def random_ranking_baseline(dm, seed: int = 0) -> dict:
+    """Offers in a random order per customer: the chance level (HitRate@k about k / offers)."""
+    customers, _, _ = dm.ranking_targets(SPLIT)
+    rng = np.random.default_rng(seed)
+    return {"customers": customers.numpy(), "scores": rng.random((len(customers), len(dm.graph.node_ids["offer"])))}
 
 
 @register_baseline("popularity")
