@@ -61,11 +61,11 @@ def test_train_py_job_on_a_csv(table_files, tmp_path):
                  f"paths.output_dir={tmp_path / 'run'}"]
     for key, value in options.items():
         if isinstance(value, list):
-            overrides.append(f"data.options.{key}=[{','.join(value)}]")
+            overrides.append(f"data.{key}=[{','.join(value)}]")
         elif isinstance(value, dict):
-            overrides.append(f"data.options.{key}={{{','.join(f'{k}:{v}' for k, v in value.items())}}}")
+            overrides.append(f"data.{key}={{{','.join(f'{k}:{v}' for k, v in value.items())}}}")
         else:
-            overrides.append(f"data.options.{key}={value}")
+            overrides.append(f"data.{key}={value}")  # the short form; data.options.<key> works too
     results = run(compose_train_config(overrides))
     assert results["data"] == "table" and "splc" in results["test"]
     assert 0.0 <= results["test"]["splc"]["auc"] <= 1.0
