@@ -183,7 +183,8 @@ def allocation_section(cfg: DictConfig, curve: np.ndarray, dm, run_dir: Path) ->
     a = cfg.model.allocation
     levels = tuple(dm.spec.treatment.levels)
     frame = dm.view.frame.iloc[dm.indices["test"]]
-    margin = frame[a.margin_column].to_numpy(dtype=np.float64) * a.margin_rate if a.margin_column else a.margin
+    margin = (frame[a.margin_column].to_numpy(dtype=np.float64) * a.margin_rate if a.margin_column
+              else np.full(len(frame), float(a.margin)))
     margin = np.where(margin > 0, margin, np.median(margin[margin > 0]) if np.any(margin > 0) else 1.0)
     true = true_curves(dm, "test", levels)
     report, plans = budget_scenarios(curve, levels, margin, true, dict(a.scenarios), a.cost_model, a.contact_cost,

@@ -124,3 +124,10 @@ def test_dipn_job_reports_curves_against_truth(make_config, tmp_path):
     assert plan["expected_cost"].sum() <= allocation["medium"]["budget"] * (1 + 1e-9)  # the plan fits its budget
     assert (plan["expected_uplift"] >= -1e-9).all()  # dipn curves are monotone: no negative uplift
     assert (tmp_path / "run" / "roi_by_budget.png").exists()
+
+
+def test_allocation_with_a_flat_margin_per_purchase(make_config):
+    results = run(make_config("model=dipn", "trainer.max_epochs=1", "model.baselines={}",
+                              "model.allocation.margin_column=null", "model.allocation.margin=20"))
+    for name in ("low", "medium", "high"):
+        assert np.isfinite(results["allocation"][name]["optimised"]["profit"]), name
