@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import types
 
 import numpy as np
@@ -91,7 +92,7 @@ def test_installed_package_lookup(tmp_path, monkeypatch):
     package = tmp_path / "lifetimes"
     (package / "datasets").mkdir(parents=True)
     fake_spec = types.SimpleNamespace(submodule_search_locations=[str(package)])
-    monkeypatch.setattr(cdnow.importlib.util, "find_spec", lambda name: fake_spec if name == "lifetimes" else None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: fake_spec if name == "lifetimes" else None)
     with pytest.raises(DataValidationError, match=r"datasets/CDNOW_master.txt is missing"):
         load_source("cdnow")
     write(package / "datasets")
@@ -99,7 +100,7 @@ def test_installed_package_lookup(tmp_path, monkeypatch):
 
 
 def test_package_absent(monkeypatch):
-    monkeypatch.setattr(cdnow.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataValidationError, match=r"Lifetimes package is not installed.*pip install Lifetimes.*"
                                                   r"data\.options\.path.*never downloaded"):
         load_source("cdnow")

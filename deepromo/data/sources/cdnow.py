@@ -36,14 +36,13 @@ outcomes
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from deepromo.data.sources import register_source
+from deepromo.data.sources import installed_package_dir, register_source
 from deepromo.data.tables import CanonicalData, DataValidationError
 
 NAME = "cdnow"
@@ -66,12 +65,8 @@ def data_file(path=None) -> Path:
                 f"expected a {FILE_NAME}-format file (whitespace separated: customer id, date YYYYMMDD, cds, dollars)"
             )
         return p
-    try:
-        spec = importlib.util.find_spec("lifetimes")
-    except (ImportError, ValueError):
-        spec = None
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    candidate = Path(locations[0]) / "datasets" / FILE_NAME if locations else None
+    package = installed_package_dir("lifetimes")
+    candidate = package / "datasets" / FILE_NAME if package is not None else None
     if candidate is None or not candidate.is_file():
         where = "the Lifetimes package is not installed" if candidate is None else f"{candidate} is missing"
         raise DataValidationError(

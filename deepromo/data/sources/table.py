@@ -333,14 +333,19 @@ def _numbers_or_none(values: pd.Series) -> np.ndarray | None:
     return x.to_numpy(dtype=np.float64)
 
 
-def binary_values(values: pd.Series, column: str, what: str = NAME, positive=None, role: str = "") -> np.ndarray:
-    """int8 0/1 of a binary column: numbers 0/1, bools, or true/false/yes/no text; ``positive``: the value meaning 1."""
-    missing = pd.isna(values).to_numpy()
+def refuse_missing(missing: np.ndarray, what: str, column: str, expected: str = "") -> None:
+    """Raise when ``missing`` (bool per row) has a True: names ``column`` (e.g. "id column 'x'"), the count,
+    the first rows and, if given, what was ``expected``."""
     if missing.any():
         raise DataValidationError(
-            f"{what}: {role}column '{column}' has {int(missing.sum())} missing value(s), first at row(s) "
-            f"{np.flatnonzero(missing)[:3].tolist()}; expected a value in every row"
+            f"{what}: {column} has {int(missing.sum())} missing value(s), first at row(s) "
+            f"{np.flatnonzero(missing)[:3].tolist()}" + (f"; {expected}" if expected else "")
         )
+
+
+def binary_values(values: pd.Series, column: str, what: str = NAME, positive=None, role: str = "") -> np.ndarray:
+    """int8 0/1 of a binary column: numbers 0/1, bools, or true/false/yes/no text; ``positive``: the value meaning 1."""
+    refuse_missing(pd.isna(values).to_numpy(), what, f"{role}column '{column}'", "expected a value in every row")
     obj = pd.Series(values, dtype=object)
     if positive is not None:
         return (obj.astype(str).str.strip() == str(positive).strip()).to_numpy().astype(np.int8)
@@ -369,12 +374,9 @@ def integer_ids(values: pd.Series, column: str, what: str = NAME, missing_as: in
             f"{what}: column '{column}' must hold integer ids, got e.g. {_examples(obj, bad)}"
         )
     nan = np.isnan(x)
-    if nan.any():
-        if missing_as is None:
-            raise DataValidationError(
-                f"{what}: column '{column}' has {int(nan.sum())} missing value(s), first at row(s) "
-                f"{np.flatnonzero(nan)[:3].tolist()}; expected an integer id in every row"
-            )
+    if missing_as is None:
+        refuse_missing(nan, what, f"column '{column}'", "expected an integer id in every row")
+    elif nan.any():
         x = np.where(nan, float(missing_as), x)
     bad = ~np.isfinite(x) | (np.mod(x, 1) != 0) | (np.abs(x) > 2**62)
     if bad.any():
@@ -716,12 +718,7 @@ def _customer_ids(rows: pd.DataFrame, column: str | None) -> tuple[np.ndarray, n
         return np.arange(n, dtype=np.int64), None
     raw = rows[column]
     obj = pd.Series(raw, dtype=object)
-    missing = pd.isna(raw).to_numpy()
-    if missing.any():
-        raise DataValidationError(
-            f"{NAME}: id column '{column}' has {int(missing.sum())} missing value(s), first at row(s) "
-            f"{np.flatnonzero(missing)[:3].tolist()}"
-        )
+    refuse_missing(pd.isna(raw).to_numpy(), NAME, f"id column '{column}'")
     x = _numbers_or_none(raw)
     integral = x is not None and bool(np.all(np.isfinite(x) & (np.mod(x, 1) == 0) & (np.abs(x) < 2**62)))
     if integral:
@@ -747,12 +744,8 @@ def _treatment(rows: pd.DataFrame, column: str | None, treatment_type: str, cont
         return np.zeros(n, np.int8), np.zeros(n), (0.0,), None, None, "none"
     values = rows[column]
     obj = pd.Series(values, dtype=object)
-    missing = pd.isna(values).to_numpy()
-    if missing.any():
-        raise DataValidationError(
-            f"{NAME}: treatment column '{column}' has {int(missing.sum())} missing value(s), first at row(s) "
-            f"{np.flatnonzero(missing)[:3].tolist()}; control rows need an explicit value (0 or the control arm)"
-        )
+    refuse_missing(pd.isna(values).to_numpy(), NAME, f"treatment column '{column}'",
+                   "control rows need an explicit value (0 or the control arm)")
     x = _numbers_or_none(values) if treatment_type != "categorical" else None
     kind = treatment_type
     if kind == "auto":
