@@ -346,17 +346,13 @@ def table_rows(summary: dict) -> list[dict]:
 
 def plot_qini_curves(run: dict, path: Path, title: str) -> Path:
     """Qini curves (incremental responders vs share targeted) of every method for one seed, one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from deepromo.metrics.uplift import qini_curve
+    from deepromo.plots import saved_figure  # sets the Agg backend
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    try:
+    with saved_figure(path, figsize=(7.5, 5.5)) as (fig, ax):
         end = 0.0
         colours = iter(c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7)  # grey is for random
         for name, score in run["scores"].items():
@@ -370,10 +366,6 @@ def plot_qini_curves(run: dict, path: Path, title: str) -> Path:
                ylabel="incremental responders in the targeted set", title=title)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=7)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-    finally:
-        plt.close(fig)
     return path
 
 

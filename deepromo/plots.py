@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
@@ -10,7 +12,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_gain_curves", "plot_training_curves", "plot_response_curves", "plot_roc_pr"]
+__all__ = ["plot_gain_curves", "plot_training_curves", "plot_response_curves", "plot_roc_pr", "plot_hit_rate_curves"]
+
+
+@contextmanager
+def saved_figure(path: Path, dpi: int = 120, **subplots) -> Iterator[tuple]:
+    """``(fig, axes)`` of ``plt.subplots(**subplots)``; on leaving, laid out and saved as ``path`` (folders
+    created); the figure is closed either way."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(**subplots)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 def plot_gain_curves(
@@ -31,9 +47,7 @@ def plot_gain_curves(
     if not (0.0 <= marker_share <= 1.0):
         raise ValueError(f"marker_share: expected a share in [0, 1], got {marker_share!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 5))
-    try:
+    with saved_figure(path, figsize=(6, 5)) as (fig, ax):
         ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
         if perfect is not None:
             ax.plot(*perfect, ls=":", color="black", lw=1, label="perfect")
@@ -51,10 +65,6 @@ def plot_gain_curves(
                ylabel="share of positives reached", title=title)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -63,19 +73,13 @@ def plot_training_curves(history: dict[str, list[float]], path, title: str = "Tr
     if not history:
         raise ValueError("history: expected at least one series, got an empty dict")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    try:
+    with saved_figure(path, figsize=(6, 4)) as (fig, ax):
         for name, values in history.items():
             v = np.asarray(values, dtype=float)
             ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=3, label=name)
         ax.set(xlabel="epoch", ylabel="loss", title=title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -86,31 +90,23 @@ def plot_response_curves(levels, curves: dict[str, np.ndarray], truth: np.ndarra
     levels: [L]; curves: method -> [n, L]; truth: [n, L] true curves or None. Customers are picked
     across the range of true (else first method's) uplift so the panels differ.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ref = truth if truth is not None else next(iter(curves.values()))
     order = np.argsort(ref[:, -1] - ref[:, 0])
     picks = order[np.linspace(0, len(order) - 1, customers).round().astype(int)]
-    fig, axes = plt.subplots(1, customers, figsize=(3.2 * customers, 3.4), sharey=False)
-    for ax, i in zip(np.atleast_1d(axes), picks):
-        if truth is not None:
-            ax.plot(levels, truth[i], "k--", lw=2, label="true")
-        for method, curve in curves.items():
-            ax.plot(levels, curve[i], marker="o", ms=3, label=method)
-        ax.set_title(f"test customer #{i}", fontsize=9)
-        ax.set_xlabel("incentive")
-        ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].set_ylabel("P(purchase)")
-    np.atleast_1d(axes)[-1].legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    with saved_figure(path, dpi=110, nrows=1, ncols=customers, figsize=(3.2 * customers, 3.4),
+                      sharey=False) as (fig, axes):
+        for ax, i in zip(np.atleast_1d(axes), picks):
+            if truth is not None:
+                ax.plot(levels, truth[i], "k--", lw=2, label="true")
+            for method, curve in curves.items():
+                ax.plot(levels, curve[i], marker="o", ms=3, label=method)
+            ax.set_title(f"test customer #{i}", fontsize=9)
+            ax.set_xlabel("incentive")
+            ax.grid(alpha=0.3)
+        np.atleast_1d(axes)[0].set_ylabel("P(purchase)")
+        np.atleast_1d(axes)[-1].legend(fontsize=7)
+        fig.suptitle(title)
     return path
 
 
@@ -121,9 +117,7 @@ def plot_roc_pr(scores: dict[str, tuple[np.ndarray, np.ndarray]], path, title: s
     if not scores:
         raise ValueError("scores: expected at least one method, got an empty dict")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(11, 4.8))
-    try:
+    with saved_figure(path, nrows=1, ncols=2, figsize=(11, 4.8)) as (fig, (roc_ax, pr_ax)):
         roc_ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
         base = None
         for name, (y, p) in scores.items():
@@ -139,10 +133,6 @@ def plot_roc_pr(scores: dict[str, tuple[np.ndarray, np.ndarray]], path, title: s
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8, loc="lower right" if ax is roc_ax else "upper right")
         fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -151,9 +141,7 @@ def plot_hit_rate_curves(curves: dict[str, np.ndarray], path, title: str = "HitR
     if not curves:
         raise ValueError("curves: expected at least one method, got an empty dict")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    try:
+    with saved_figure(path, figsize=(6.5, 4.5)) as (fig, ax):
         for name, curve in curves.items():
             ks = np.arange(1, len(curve) + 1)
             ax.plot(ks, curve, marker="o", ms=3, lw=1.6, label=name)
@@ -161,8 +149,4 @@ def plot_hit_rate_curves(curves: dict[str, np.ndarray], path, title: str = "HitR
                title=title, ylim=(0, 1.02))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-    finally:
-        plt.close(fig)
     return path
