@@ -344,31 +344,6 @@ def table_rows(summary: dict) -> list[dict]:
     return rows
 
 
-def plot_qini_curves(run: dict, path: Path, title: str) -> Path:
-    """Qini curves (incremental responders vs share targeted) of every method for one seed, one PNG."""
-    import matplotlib.pyplot as plt
-
-    from deepromo.metrics.uplift import qini_curve
-    from deepromo.plots import saved_figure  # sets the Agg backend
-
-    path = Path(path)
-    with saved_figure(path, figsize=(7.5, 5.5)) as (fig, ax):
-        end = 0.0
-        colours = iter(c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7)  # grey is for random
-        for name, score in run["scores"].items():
-            x, q = qini_curve(run["y"], run["t"], score)
-            qini = run["metrics"][name]["qini"]
-            style = {"ls": ":", "color": "grey"} if name == "random" else {"color": next(colours, None)}
-            ax.plot(x, q, lw=1.6, label=f"{name} (Qini {qini:.3f})", **style)
-            end = q[-1]
-        ax.plot([0, 1], [0, end], ls="--", color="black", lw=0.8, label="random targeting line")
-        ax.set(xlim=(0, 1), xlabel="share of test customers targeted (by score)",
-               ylabel="incremental responders in the targeted set", title=title)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=7)
-    return path
-
-
 def run_benchmark(path=DEFAULT_PATH, arm: str = "any", outcome: str = "visit", seeds: Sequence[int] = range(5),
                   epochs: int = DEFAULT_EPOCHS, test_share: float = TEST_SHARE, subsample: float = 1.0,
                   plot_path: Path | None = None, threads: int | None = 1,
@@ -409,8 +384,12 @@ def run_benchmark(path=DEFAULT_PATH, arm: str = "any", outcome: str = "visit", s
         torch.set_num_threads(torch_threads)  # the caller's setting (tests share one process)
     plot = None
     if plot_path is not None:
-        plot = plot_qini_curves(runs[0], plot_path, f"Hillstrom: {arm} e-mail vs none, {outcome} "
-                                                    f"(test split, seed {seeds[0]}, n={runs[0]['n_test']})")
+        from deepromo.plots import plot_qini_curves
+
+        first = runs[0]
+        plot = plot_qini_curves(first["y"], first["t"], first["scores"], plot_path,
+                                f"Hillstrom: {arm} e-mail vs none, {outcome} "
+                                f"(test split, seed {seeds[0]}, n={first['n_test']})")
     summary = summarise(runs)
     ate = [r["test_rates"]["treated"] - r["test_rates"]["control"] for r in runs]
     return {

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,11 +108,31 @@ def curated_params(cfg: DictConfig, model: PromoModel) -> dict[str, Any]:
     return {k: (str(v)[:500] if isinstance(v, str) else v) for k, v in params.items()}
 
 
+@dataclass
+class TrainedRun:
+    """What one training job leaves behind: the metrics dict (also in metrics.json), the canonical data, the
+    trained model, its datamodule and test evaluation, the run folder and the tracker run id (None without MLflow)."""
+
+    results: dict[str, Any]
+    data: Any
+    model: PromoModel
+    dm: Any
+    evaluation: Any
+    run_dir: Path
+    mlflow_run_id: str | None
+
+
 def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
     """Train ``cfg.model`` on ``cfg.data``, evaluate it against its baselines, write outputs.
 
     callbacks: extra Lightning callbacks for the main model's Trainer (e.g. a tuning pruner).
+    Returns the metrics dict (see :func:`train_and_evaluate` for the model and data as well).
     """
+    return train_and_evaluate(cfg, callbacks).results
+
+
+def train_and_evaluate(cfg: DictConfig, callbacks: tuple = ()) -> TrainedRun:
+    """The job behind :func:`run`, returning the trained model, datamodule and evaluation too."""
     quiet_lightning()
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +192,8 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
           f"(n={evaluation.n_test})\n{format_table(evaluation.table)}\n\noutputs in {run_dir}")
     if logger:
         log_to_tracker(logger, cfg, model, results, [run_dir / "metrics.json", *plot_paths, model_path])
-    return results
+    run_id = logger.run_id if isinstance(logger, pl.loggers.MLFlowLogger) else None
+    return TrainedRun(results, data, model, dm, evaluation, run_dir, run_id)
 
 
 def allocation_section(cfg: DictConfig, curve: np.ndarray, dm, run_dir: Path) -> tuple[dict, list[Path]]:
@@ -183,9 +205,7 @@ def allocation_section(cfg: DictConfig, curve: np.ndarray, dm, run_dir: Path) ->
     a = cfg.model.allocation
     levels = tuple(dm.spec.treatment.levels)
     frame = dm.view.frame.iloc[dm.indices["test"]]
-    margin = (frame[a.margin_column].to_numpy(dtype=np.float64) * a.margin_rate if a.margin_column
-              else np.full(len(frame), float(a.margin)))
-    margin = np.where(margin > 0, margin, np.median(margin[margin > 0]) if np.any(margin > 0) else 1.0)
+    margin = purchase_margin(frame, a)
     true = true_curves(dm, "test", levels)
     report, plans = budget_scenarios(curve, levels, margin, true, dict(a.scenarios), a.cost_model, a.contact_cost,
                                      seed=int(cfg.seed))
@@ -197,6 +217,15 @@ def allocation_section(cfg: DictConfig, curve: np.ndarray, dm, run_dir: Path) ->
     report["judged_on"] = "true curves" if true is not None else "predicted curves"
     return report, [plot_roi_by_budget({k: v for k, v in report.items() if isinstance(v, dict)},
                                        run_dir / "roi_by_budget.png"), plan_path]
+
+
+def purchase_margin(frame, allocation: DictConfig) -> np.ndarray:
+    """[n] margin of one purchase per row (money) from the ``model.allocation`` settings: ``margin_column`` x
+    ``margin_rate``, or the flat ``margin``; rows without a positive value get the median positive margin."""
+    a = allocation
+    margin = (frame[a.margin_column].to_numpy(dtype=np.float64) * a.margin_rate if a.margin_column
+              else np.full(len(frame), float(a.margin)))
+    return np.where(margin > 0, margin, np.median(margin[margin > 0]) if np.any(margin > 0) else 1.0)
 
 
 def registry_enabled(cfg: DictConfig, logger) -> bool:

@@ -12,7 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_gain_curves", "plot_training_curves", "plot_response_curves", "plot_roc_pr", "plot_hit_rate_curves"]
+__all__ = ["plot_gain_curves", "plot_training_curves", "plot_response_curves", "plot_roc_pr", "plot_hit_rate_curves",
+           "plot_qini_curves", "saved_figure"]
 
 
 @contextmanager
@@ -149,4 +150,29 @@ def plot_hit_rate_curves(curves: dict[str, np.ndarray], path, title: str = "HitR
                title=title, ylim=(0, 1.02))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
+    return path
+
+
+def plot_qini_curves(y, treatment, scores: dict[str, np.ndarray], path, title: str = "Qini curves") -> Path:
+    """Qini curves (incremental responders vs share targeted by score) of every method in one PNG.
+
+    y, treatment: [n] observed 0/1 outcome and 0/1 treatment of a randomised split. scores: {method: [n] uplift
+    score}; a method named ``random`` is drawn grey and dotted. The dashed line is random targeting.
+    """
+    from deepromo.metrics.uplift import qini_coefficient, qini_curve
+
+    path = Path(path)
+    with saved_figure(path, figsize=(7.5, 5.5)) as (fig, ax):
+        end = 0.0
+        colours = iter(c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7)  # grey is for random
+        for name, score in scores.items():
+            x, q = qini_curve(y, treatment, score)
+            style = {"ls": ":", "color": "grey"} if name == "random" else {"color": next(colours, None)}
+            ax.plot(x, q, lw=1.6, label=f"{name} (Qini {qini_coefficient(y, treatment, score):.3f})", **style)
+            end = q[-1]
+        ax.plot([0, 1], [0, end], ls="--", color="black", lw=0.8, label="random targeting line")
+        ax.set(xlim=(0, 1), xlabel="share of customers targeted (by score)",
+               ylabel="incremental responders in the targeted set", title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=7)
     return path

@@ -618,6 +618,7 @@ def _generate(cfg: SyntheticConfig) -> CanonicalData:
         "engage_prob": e,
         "p0": p0,
         "pmax": pmax,
+        "basket_value": basket,  # mean order value of this customer (money); revenue = basket x LogNormal(0, 0.25)
     }
     for lv in levels:
         truth_cols[f"true_p_{lv:g}"] = curve(lv)
