@@ -11,10 +11,12 @@ from omegaconf import DictConfig
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
-def compose_train_config(overrides: Iterable[str] = (), config_dir: str | Path = CONFIG_DIR) -> DictConfig:
-    """``configs/train.yaml`` with command-line style ``overrides`` (e.g. ``["model=dipn", "seed=3"]``).
+def compose_train_config(overrides: Iterable[str] = (), config_dir: str | Path = CONFIG_DIR,
+                         config_name: str = "train") -> DictConfig:
+    """``configs/train.yaml`` (or ``configs/<config_name>.yaml``: ``segment``, ``report``) with command-line
+    style ``overrides`` (e.g. ``["model=dipn", "seed=3"]``).
 
-    ``paths.output_dir`` defaults to Hydra's run folder, which exists only under ``train.py``: override it.
+    ``paths.output_dir`` defaults to Hydra's run folder, which exists only under a Hydra command: override it.
     """
     with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+        return compose(config_name=config_name, overrides=list(overrides))

@@ -285,7 +285,8 @@ def build_sections(cfg, trained: TrainedRun, seg: Segmentation, plan: CampaignPl
         + " ".join(plan.notes),
         f"- **Rollout**: {headline['comparison']}: conversion {headline['control']:.2%} → {headline['treatment']:.2%}, "
         f"lift {headline['lift']:+.1%} (95 % CI {_interval((headline['lift_low'], headline['lift_high']))}, "
-        f"p = {headline['p_value']:.2g}).",
+        f"p = {headline['p_value']:.2g}; {headline['p_adjusted']:.2g} after the Holm adjustment within its "
+        "comparison group).",
     ]
     if simulated:
         summary.append("- Outcomes of the rollout are drawn from the synthetic world's true response curves for a "

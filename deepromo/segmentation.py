@@ -40,7 +40,7 @@ __all__ = ["Segmentation", "customer_rfm", "campaign_outcomes", "segment_custome
 class Segmentation:
     """Segments of one customer base (every frame indexed by customer_id).
 
-    rfm: recency_days, frequency, monetary. features: the standardised log-RFM matrix clustered.
+    rfm: recency_days, frequency, monetary. features: the standardised log-RFM matrix clustered (purchasers).
     selection: the k-selection table and each criterion's k. labels: cluster per customer (0 = highest mean
     monetary). rfm_segment: the classic named RFM segment. profile / rfm_profile: one row per cluster /
     per named segment (Table 1 shape: RFM means, share, purchase / response / control rates, uplift).
@@ -57,6 +57,7 @@ class Segmentation:
 
     @property
     def k(self) -> int:
+        """Number of segments (the clusters, plus the no-purchase segment when there is one)."""
         return int(self.labels.nunique())
 
     def frame(self) -> pd.DataFrame:
@@ -108,20 +109,36 @@ def campaign_outcomes(data: CanonicalData) -> pd.DataFrame:
 def segment_customers(data: CanonicalData, ks=range(3, 11), criterion: str = "gap", method: str = "kmeans",
                       n_refs: int = 10, seed: int = 0, max_rows: int = 5000, k: int | None = None,
                       rfm_columns: dict | None = None) -> Segmentation:
-    """Cluster the customers of ``data`` on log-RFM; k chosen by ``criterion`` over ``ks`` unless ``k`` is given."""
+    """Cluster the customers of ``data`` on log-RFM; k chosen by ``criterion`` over ``ks`` unless ``k`` is given.
+
+    Customers without any purchase in the history share one RFM point (recency beyond the window, 0, 0): a point
+    mass that would take a cluster of its own and distort every criterion. They are left out of the clustering and
+    form the last segment (label k, described "no purchase in the history"); clusters 0..k-1 are the purchasers,
+    0 = highest mean spend.
+    """
     rfm = customer_rfm(data, rfm_columns)
-    features = rfm_features(rfm)
+    buyers = (rfm["frequency"] > 0).to_numpy()
+    if buyers.sum() <= max(ks):
+        raise ValueError(f"data '{data.name}': only {int(buyers.sum())} customers with a purchase, too few to "
+                         f"try k up to {max(ks)}")
+    features = rfm_features(rfm[buyers])
     selection = select_k(features, ks=ks, criterion=criterion, n_refs=n_refs, seed=seed, max_rows=max_rows)
-    labels, _ = fit_segments(features, int(k or selection.chosen), method=method, seed=seed)
-    labels = pd.Series(labels, index=rfm.index, name="segment")
+    k = int(k or selection.chosen)
+    labels = pd.Series(k, index=rfm.index, name="segment", dtype=np.int64)
+    labels[buyers] = fit_segments(features, k, method=method, seed=seed)[0]
     named = rfm_segment(rfm_scores(rfm))
     outcomes = campaign_outcomes(data).reindex(rfm.index)
     outcomes = outcomes if outcomes.notna().all().all() else None
     codes, names = pd.factorize(named)
     rfm_profile = segment_profile(rfm, codes, outcomes).rename(index=dict(enumerate(names)))
+    profile = segment_profile(rfm, labels.to_numpy(), outcomes).drop(columns="description")
+    # describe the clusters against the purchasers' means, not a population pulled down by the non-buyers
+    buyer_outcomes = outcomes[buyers] if outcomes is not None else None
+    described = segment_profile(rfm[buyers], labels[buyers].to_numpy(), buyer_outcomes)["description"]
+    profile.insert(0, "description", described.reindex(profile.index).fillna("no purchase in the history"))
     return Segmentation(
         rfm=rfm, features=features, selection=selection, method=method, labels=labels, rfm_segment=named,
-        profile=segment_profile(rfm, labels.to_numpy(), outcomes), rfm_profile=rfm_profile,
+        profile=profile, rfm_profile=rfm_profile,
     )
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CUSTOMERS = 800
+HILLSTROM_ARMS = ("Mens E-Mail", "Womens E-Mail", "No E-Mail")
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +63,40 @@ def make_config(tmp_path):
         return compose_config(list(overrides), tmp_path / "run")
 
     return _make
+
+
+def write_fake_hillstrom(path: Path, n: int = 600, seed: int = 0) -> Path:
+    """A Hillstrom-format CSV (same columns and spellings, CRLF) whose e-mail lifts visits of recent buyers."""
+    rng = np.random.default_rng(seed)
+    history = np.round(rng.gamma(2.0, 120.0, n) + 29.99, 2)
+    bins = [0, 100, 200, 350, 500, 750, 1000, np.inf]
+    labels = ["1) $0 - $100", "2) $100 - $200", "3) $200 - $350", "4) $350 - $500", "5) $500 - $750",
+              "6) $750 - $1,000", "7) $1,000 +"]
+    recency = rng.integers(1, 13, n)
+    segment = rng.choice(HILLSTROM_ARMS, n)
+    treated = segment != "No E-Mail"
+    p_visit = 0.15 + 0.2 * treated * (recency <= 6)
+    visit = (rng.random(n) < p_visit).astype(int)
+    conversion = visit * (rng.random(n) < 0.2)
+    frame = pd.DataFrame({
+        "recency": recency,
+        "history_segment": pd.cut(history, bins, labels=labels, right=False).astype(str),
+        "history": history,
+        "mens": rng.integers(0, 2, n),
+        "womens": rng.integers(0, 2, n),
+        "zip_code": rng.choice(["Urban", "Surburban", "Rural"], n),
+        "newbie": rng.integers(0, 2, n),
+        "channel": rng.choice(["Phone", "Web", "Multichannel"], n),
+        "segment": segment,
+        "visit": visit,
+        "conversion": conversion,
+        "spend": np.round(conversion * rng.uniform(30, 400, n), 2),
+    })
+    frame.to_csv(path, index=False, lineterminator="\r\n")
+    return path
+
+
+@pytest.fixture
+def fake_hillstrom():
+    """``write_fake_hillstrom(path, n=600, seed=0)``: a Hillstrom-format CSV with a planted e-mail effect."""
+    return write_fake_hillstrom

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ARMS = ("Mens E-Mail", "Womens E-Mail", "No E-Mail")
 
 
 @pytest.fixture(scope="module")
@@ -25,39 +24,8 @@ def bench():
     return module
 
 
-def write_fake_hillstrom(path: Path, n: int = 600, seed: int = 0) -> Path:
-    """A Hillstrom-format CSV (same columns and spellings, CRLF) whose e-mail lifts visits of recent buyers."""
-    rng = np.random.default_rng(seed)
-    history = np.round(rng.gamma(2.0, 120.0, n) + 29.99, 2)
-    bins = [0, 100, 200, 350, 500, 750, 1000, np.inf]
-    labels = ["1) $0 - $100", "2) $100 - $200", "3) $200 - $350", "4) $350 - $500", "5) $500 - $750",
-              "6) $750 - $1,000", "7) $1,000 +"]
-    recency = rng.integers(1, 13, n)
-    segment = rng.choice(ARMS, n)
-    treated = segment != "No E-Mail"
-    p_visit = 0.15 + 0.2 * treated * (recency <= 6)
-    visit = (rng.random(n) < p_visit).astype(int)
-    conversion = visit * (rng.random(n) < 0.2)
-    frame = pd.DataFrame({
-        "recency": recency,
-        "history_segment": pd.cut(history, bins, labels=labels, right=False).astype(str),
-        "history": history,
-        "mens": rng.integers(0, 2, n),
-        "womens": rng.integers(0, 2, n),
-        "zip_code": rng.choice(["Urban", "Surburban", "Rural"], n),
-        "newbie": rng.integers(0, 2, n),
-        "channel": rng.choice(["Phone", "Web", "Multichannel"], n),
-        "segment": segment,
-        "visit": visit,
-        "conversion": conversion,
-        "spend": np.round(conversion * rng.uniform(30, 400, n), 2),
-    })
-    frame.to_csv(path, index=False, lineterminator="\r\n")
-    return path
-
-
-def test_quick_run_reports_every_method(bench, tmp_path):
-    csv = write_fake_hillstrom(tmp_path / "hillstrom.csv")
+def test_quick_run_reports_every_method(bench, tmp_path, fake_hillstrom):
+    csv = fake_hillstrom(tmp_path / "hillstrom.csv")
     result = bench.run_benchmark(csv, seeds=[0], epochs=1, plot_path=tmp_path / "qini.png", log=lambda _: None)
 
     methods = [row["method"] for row in result["rows"]]
