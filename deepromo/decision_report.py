@@ -143,14 +143,14 @@ def plan_campaign(cfg: DictConfig, model, frame: pd.DataFrame, seg: Segmentation
 
 def run_rollout(cfg: DictConfig, plan: CampaignPlan, data, simulated: bool) -> pd.DataFrame:
     """The A/B log: simulated from the truth over every arm, or the logged RCT read for the model's plan."""
-    a = cfg.model.get("allocation") or {}
-    cost_model = a.get("cost_model", "redemption") if simulated else str(cfg.report.logged_cost_model)
-    contact_cost = float(a.get("contact_cost", 0.0))
     if simulated:
+        a = cfg.model.get("allocation") or {}
         return simulate_rollout(data, plan.customer_ids, plan.arms, plan.levels, seed=int(cfg.seed) + 1,
-                                cost_model=cost_model, contact_cost=contact_cost)
+                                cost_model=a.get("cost_model", "redemption"),
+                                contact_cost=float(a.get("contact_cost", 0.0)))
     return logged_rollout(data, plan.customer_ids, (plan.arms["model"] > 0).astype(np.int8),
-                          cost_model=cost_model, contact_cost=contact_cost)
+                          cost_model=str(cfg.report.logged_cost_model),
+                          contact_cost=float(cfg.report.logged_contact_cost))
 
 
 def analyse_rollout(rollout: pd.DataFrame, control: str, simulated: bool, alpha: float = 0.05) -> pd.DataFrame:
@@ -293,7 +293,8 @@ def build_sections(cfg, trained: TrainedRun, seg: Segmentation, plan: CampaignPl
                        f"fresh cohort of {len(plan.customer_ids):,} customers the model never saw.")
     else:
         summary.append("- Outcomes are the logged randomised campaign on the held-out test customers: the plan is "
-                       "judged by the treatment–control difference among the customers it targets.")
+                       "judged by the treatment–control difference among the customers it targets. Conversion is "
+                       "the source's outcome (for Hillstrom `data.options.outcome`: visit by default).")
     sel_table = sel.table[["inertia", "silhouette", "gap", "gap_sd", "bic"]]
     sections = [
         Section("Summary", "\n".join(summary)),
@@ -332,11 +333,9 @@ def build_sections(cfg, trained: TrainedRun, seg: Segmentation, plan: CampaignPl
             _image(plots.get("roi"), "ROI by budget"),
         ])))
     arms = arm_summary(rollout)
-    p_c = float(rollout.loc[rollout["arm"] == control, "purchased"].mean())
-    n_c = int((rollout["arm"] == control).sum())
-    n_t = int(headline["n_treatment"])
+    p_c, p_t = float(headline["control"]), float(headline["treatment"])
+    n_c, n_t = int(headline["n_control"]), int(headline["n_treatment"])
     mde = minimum_detectable_lift(p_c, n_c, n_t, alpha=float(r.alpha), power=float(r.power))
-    p_t = float(headline["treatment"])
     need = (sample_size_proportions(p_c, p_treatment=p_t, alpha=float(r.alpha), power=float(r.power))
             if p_t != p_c else None)
     sections.append(Section("Rollout: A/B analysis", "\n\n".join([
@@ -349,7 +348,8 @@ def build_sections(cfg, trained: TrainedRun, seg: Segmentation, plan: CampaignPl
         f"{1 - float(r.alpha):.0%} confidence intervals; p-values Holm-adjusted within each comparison group.",
         lift_table_markdown(lift.assign(arm=lift["comparison"])),
         _image(plots.get("lift"), "rollout lift"),
-        f"Power: with {n_c:,} control and {n_t:,} treated customers at a control conversion of {p_c:.2%}, the smallest "
+        f"Power ({headline['comparison']}): with {n_c:,} control and {n_t:,} treated customers at a control "
+        f"conversion of {p_c:.2%}, the smallest "
         f"relative lift detectable with {float(r.power):.0%} power at α = {float(r.alpha)} is {mde:+.1%}"
         + (f"; detecting the measured {p_c:.2%} → {p_t:.2%} needs {need:,} customers per arm." if need else "."),
     ])))

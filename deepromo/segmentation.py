@@ -171,20 +171,27 @@ def segmentation_options(cfg: DictConfig) -> dict:
 
 
 def log_artifacts(cfg: DictConfig, run_name: str, metrics: dict, params: dict, paths: list[Path]) -> str | None:
-    """A tracker run of its own (``logger=mlflow``) with flat params, metrics and files; returns its run id."""
+    """A tracker run of its own (``logger=mlflow``) with flat params, metrics and files; returns its run id.
+    Uses an explicit client, so no global MLflow state (active run or experiment) is left behind."""
     if cfg.logger.kind != "mlflow":
         return None
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    import mlflow
+    from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or cfg.logger.tracking_uri)
-    mlflow.set_experiment(cfg.logger.experiment_name)
-    with mlflow.start_run(run_name=run_name) as run:
-        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)})
-        for path in paths:
-            mlflow.log_artifact(str(path))
-        return run.info.run_id
+    client = MlflowClient(os.environ.get("MLFLOW_TRACKING_URI") or cfg.logger.tracking_uri)
+    experiment = client.get_experiment_by_name(cfg.logger.experiment_name)
+    experiment_id = (experiment.experiment_id if experiment else
+                     client.create_experiment(cfg.logger.experiment_name, cfg.logger.get("artifact_location")))
+    run_id = client.create_run(experiment_id, run_name=run_name).info.run_id
+    for key, value in params.items():
+        client.log_param(run_id, key, str(value)[:500])
+    for key, value in metrics.items():
+        if value is not None and np.isfinite(value):
+            client.log_metric(run_id, key, float(value))
+    for path in paths:
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id)
+    return run_id
 
 
 def run_segmentation(cfg: DictConfig) -> dict:

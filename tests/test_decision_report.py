@@ -25,9 +25,16 @@ def _config(name: str, tmp_path, *overrides: str):
     return compose_train_config(base + list(overrides), config_name=name)
 
 
-def _mlflow(tmp_path) -> list[str]:
-    return ["logger=mlflow", f"logger.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
-            f"logger.artifact_location={tmp_path / 'artifacts'}"]
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch):
+    """A private SQLite tracking store for one test (env var and MLflow's global URI, reset afterwards)."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    yield ["logger=mlflow", f"logger.artifact_location={tmp_path / 'artifacts'}"], mlflow.tracking.MlflowClient(uri)
+    mlflow.set_tracking_uri(None)
 
 
 def test_segments_leave_non_buyers_apart_and_profile_adds_up(tiny_world):
@@ -73,31 +80,28 @@ def test_markdown_table_and_self_contained_html(tmp_path):
     assert "<table>" in page and 'src="data:image/png;base64,' in page and 'src="p.png"' not in page
 
 
-def test_segment_command_writes_and_logs(tmp_path):
-    import mlflow
-
+def test_segment_command_writes_and_logs(tmp_path, mlflow_store):
     from deepromo.segmentation import run_segmentation
 
-    cfg = _config("segment", tmp_path, "data.options.n_customers=800", *_mlflow(tmp_path))
+    overrides, client = mlflow_store
+    cfg = _config("segment", tmp_path, "data.options.n_customers=800", *overrides)
     summary = run_segmentation(cfg)
     run = tmp_path / "run"
     for name in ("segments.parquet", "segment_profile.csv", "rfm_segment_profile.csv", "k_selection.csv",
                  "k_selection.png", "segment_map.png", "segmentation.json"):
         assert (run / name).stat().st_size > 0, name
     assert summary["k"] == len(summary["profile"])
-    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     logged = {a.path for a in client.list_artifacts(summary["mlflow_run_id"])}
     assert {"segment_profile.csv", "k_selection.png", "segmentation.json"} <= logged
     assert client.get_run(summary["mlflow_run_id"]).data.metrics["k"] == summary["k"]
 
 
-def test_report_on_the_synthetic_world(tmp_path):
-    import mlflow
-
+def test_report_on_the_synthetic_world(tmp_path, mlflow_store):
     from deepromo.decision_report import run_decision_report
 
+    overrides, client = mlflow_store
     cfg = _config("report", tmp_path, "data.options.n_customers=800", "trainer.max_epochs=2", "model.baselines=null",
-                  "report.cohort_size=3000", *_mlflow(tmp_path))
+                  "report.cohort_size=3000", *overrides)
     summary = run_decision_report(cfg)
     run = tmp_path / "run"
     text = (run / "report.md").read_text()
@@ -123,7 +127,6 @@ def test_report_on_the_synthetic_world(tmp_path):
     assert set(lift["comparison"]) == {"model vs holdout", "random vs holdout", "rfm_rule vs holdout",
                                        "model vs random"}
     assert json.loads((run / "report.json").read_text())["k"] >= 3
-    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.get_model_version("deepromo-dipn-synthetic", summary["registered"]["version"]).run_id
     logged = {a.path for a in client.list_artifacts(run_id, "report")}
     assert {"report/report.html", "report/report.md", "report/lift_table.csv", "report/rollout_lift.png"} <= logged

@@ -76,7 +76,9 @@ def test_logged_rollout_reads_the_randomised_arms(fake_hillstrom, tmp_path):
     assert (roll["arm"].eq("treatment").to_numpy() == exposures["treatment"].to_numpy().astype(bool)).all()
     assert (roll["purchased"].to_numpy() == outcomes["purchased"].to_numpy()).all()
     assert (roll["targeted"].to_numpy() == targeted).all()
-    np.testing.assert_allclose(roll["incentive_cost"], exposures["treatment"].to_numpy())  # contact: 1 per e-mail
+    assert (roll["incentive_cost"] == 0).all()  # the e-mail flag is not money
+    priced = logged_rollout(data, ids, targeted, contact_cost=0.25)
+    np.testing.assert_allclose(priced["incentive_cost"], 0.25 * exposures["treatment"].to_numpy())
     with pytest.raises(ValueError, match="targeted"):
         logged_rollout(data, ids, np.full(len(ids), 2))
     with pytest.raises(ValueError, match="no row for 1 customer"):

@@ -90,10 +90,13 @@ def _check_plans(plans: dict, n: int, n_levels: int) -> dict[str, np.ndarray]:
 
 
 def _costs(incentive: np.ndarray, purchased: np.ndarray, cost_model: str, contact_cost: float) -> np.ndarray:
-    if cost_model not in COST_MODELS:
-        raise ValueError(f"cost_model: expected one of {COST_MODELS}, got {cost_model!r}")
+    """Money paid per customer: the incentive when redeemed (redemption) or when sent (contact), or nothing when
+    the logged incentive is not money ("none", e.g. Hillstrom's 0/1 e-mail flag); plus contact_cost if targeted."""
+    if cost_model not in (*COST_MODELS, "none"):
+        raise ValueError(f"cost_model: expected one of {(*COST_MODELS, 'none')}, got {cost_model!r}")
     targeted = incentive > 0
-    paid = incentive * purchased if cost_model == "redemption" else incentive * targeted
+    paid = {"redemption": incentive * purchased, "contact": incentive * targeted,
+            "none": np.zeros(len(incentive))}[cost_model]
     return paid + float(contact_cost) * targeted
 
 
@@ -141,7 +144,7 @@ def simulate_rollout(data: CanonicalData, customer_ids, plans: dict, levels=None
     })
 
 
-def logged_rollout(data: CanonicalData, customer_ids, targeted, cost_model: str = "contact",
+def logged_rollout(data: CanonicalData, customer_ids, targeted, cost_model: str = "none",
                    contact_cost: float = 0.0) -> pd.DataFrame:
     """A real randomised campaign log read as a rollout of a targeting plan.
 
@@ -149,7 +152,8 @@ def logged_rollout(data: CanonicalData, customer_ids, targeted, cost_model: str 
     customer_ids: [n] customers to analyse (e.g. the test split, never seen in training). targeted: [n] 0/1,
     whom the plan would target. The arm is the logged one ("treatment" / "control"); ``targeted`` is kept so
     the analysis can compare treatment vs control among the customers the plan targets (the lift the plan
-    buys) and among those it leaves out (the lift it forgoes). Logged incentives become ``incentive``.
+    buys) and among those it leaves out (the lift it forgoes). Logged incentives become ``incentive``; their cost
+    follows ``cost_model`` ("none" when the logged incentive is a flag, not money) plus ``contact_cost`` per treated.
     """
     ids = np.asarray(customer_ids)
     targeted = np.asarray(targeted)
