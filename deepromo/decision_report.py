@@ -84,8 +84,7 @@ def rollout_population(cfg: DictConfig, trained: TrainedRun):
     """(data, view frame rows, simulated?) of the customers the campaign is rolled out to: a fresh synthetic
     cohort when the source has ground truth, else the test split of the training data."""
     r = cfg.report
-    levels = np.asarray(trained.dm.spec.treatment.levels, dtype=np.float64)
-    if _has_truth(trained.data, levels) and cfg.data.source == "synthetic":
+    if _has_truth(trained.data, trained.data.incentive_levels) and cfg.data.source == "synthetic":
         options = OmegaConf.to_container(cfg.data.options, resolve=True)
         options.update(n_customers=int(r.cohort_size), seed=int(cfg.seed) + int(r.cohort_seed_offset))
         cohort = load_source("synthetic", **options)
@@ -107,7 +106,7 @@ def plan_campaign(cfg: DictConfig, model, frame: pd.DataFrame, seg: Segmentation
                   data) -> CampaignPlan:
     """The model's plan and its comparators over ``frame``'s customers (module docstring)."""
     r = cfg.report
-    levels = np.asarray(model.spec.treatment.levels, dtype=np.float64)
+    levels = np.asarray(data.incentive_levels, dtype=np.float64)
     ids = frame["customer_id"].to_numpy()
     score, predicted = score_population(model, frame)
     named = seg.rfm_segment.reindex(ids).to_numpy()
@@ -211,7 +210,7 @@ def segment_targeting(plan: CampaignPlan, seg: Segmentation, rollout: pd.DataFra
                "share targeted": targeted.mean(),
                "mean incentive (targeted)": amount[here][targeted].mean() if targeted.any() else 0.0,
                "incentive mix": _mix(amount[here][targeted]),
-               "mean predicted uplift": plan.score[here].mean()}
+               ("mean predicted uplift" if plan.predicted is not None else "mean score"): plan.score[here].mean()}
         if len(arm_t) and len(arm_c):
             test = proportion_test(arm_c["purchased"].sum(), len(arm_c), arm_t["purchased"].sum(), len(arm_t), alpha)
             row.update({"rollout conversion (plan)": test["treatment"], "rollout conversion (control)": test["control"],
@@ -321,7 +320,8 @@ def build_sections(cfg, trained: TrainedRun, seg: Segmentation, plan: CampaignPl
         Section("Whom to target with what incentive", "\n\n".join([
             " ".join(plan.notes),
             markdown_table(targeting, {"share targeted": ".1%", "mean incentive (targeted)": ".2f",
-                                       "mean predicted uplift": "+.3f", "rollout conversion (plan)": ".2%",
+                                       "mean predicted uplift": "+.3f", "mean score": ".3f",
+                                       "rollout conversion (plan)": ".2%",
                                        "rollout conversion (control)": ".2%", "lift": "+.1%", "p": ".2g"}),
         ])),
     ]
