@@ -57,6 +57,11 @@ def compose_config(overrides: list[str], output_dir: Path):
     return compose_train_config(base + list(overrides))
 
 
+def by_customer(df: pd.DataFrame, col: str) -> dict:
+    """{customer_id: value of ``col``} of a canonical table (hand-checked mappings read by customer)."""
+    return dict(zip(df["customer_id"].tolist(), df[col].tolist()))
+
+
 @pytest.fixture
 def make_config(tmp_path):
     def _make(*overrides: str):

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import by_customer
+
 from deepromo.data.sources import cdnow, load_source
 from deepromo.data.tables import DataValidationError
 
@@ -38,10 +40,6 @@ def write(tmp_path, lines=LINES, name="CDNOW_master.txt") -> str:
     path = tmp_path / name
     path.write_text("\n".join(lines) + "\n")
     return str(path)
-
-
-def by_customer(df: pd.DataFrame, col: str) -> dict:
-    return dict(zip(df["customer_id"].tolist(), df[col].tolist()))
 
 
 @pytest.fixture

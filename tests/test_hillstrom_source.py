@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import by_customer
+
 from deepromo.data.sources import hillstrom as hs
 from deepromo.data.sources import load_source
 from deepromo.data.tables import DataValidationError
@@ -30,10 +32,6 @@ def write_csv(tmp_path, lines=LINES, header=HEADER, name="mail.csv") -> str:
     path = tmp_path / name
     path.write_bytes(("\r\n".join([header, *lines]) + "\r\n").encode())  # CRLF like the original file
     return str(path)
-
-
-def by_customer(df: pd.DataFrame, col: str) -> dict:
-    return dict(zip(df["customer_id"].tolist(), df[col].tolist()))
 
 
 @pytest.fixture

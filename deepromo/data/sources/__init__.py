@@ -40,6 +40,24 @@ def installed_package_dir(module: str) -> Path | None:
     return Path(locations[0]) if locations else None
 
 
+def ids_with_history(ids, in_history, min_rows: int, max_ids: int | None = None) -> tuple:
+    """The distinct ``ids`` (sorted) with at least ``min_rows`` rows where ``in_history`` is true, the first
+    ``max_ids`` of them when given: the customers a source keeps (enough purchases / baskets before history_end).
+
+    ids: [N] id per row (purchase line, basket). in_history: [N] bool, the row lies before history_end.
+    Returns (kept ids: 1-D array, possibly empty, the caller names its own option in the error; number of
+    distinct ids in the data).
+    """
+    import numpy as np
+    import pandas as pd
+
+    ids = np.asarray(ids)
+    all_ids = np.unique(ids)
+    counts = pd.Series(ids[np.asarray(in_history, dtype=bool)]).value_counts().reindex(all_ids, fill_value=0)
+    keep = all_ids[counts.to_numpy() >= min_rows]
+    return (keep if max_ids is None else keep[:max_ids]), int(all_ids.size)
+
+
 def list_sources() -> list[str]:
     return sorted(_SOURCES)
 

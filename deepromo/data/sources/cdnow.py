@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepromo.data.sources import installed_package_dir, register_source
+from deepromo.data.sources import ids_with_history, installed_package_dir, register_source
 from deepromo.data.tables import CanonicalData, DataValidationError
 
 NAME = "cdnow"
@@ -182,11 +182,7 @@ def load_cdnow(
     # ---------------- customers ----------------
     cid = lines["customer_id"].to_numpy()
     before = ts < H
-    all_ids = np.unique(cid)
-    n_before = pd.Series(cid[before]).value_counts().reindex(all_ids, fill_value=0).to_numpy()
-    keep_ids = all_ids[n_before >= min_purchases]
-    if max_customers is not None:
-        keep_ids = keep_ids[:max_customers]
+    keep_ids, n_in_file = ids_with_history(cid, before, min_purchases, max_customers)
     if keep_ids.size == 0:
         raise DataValidationError(
             f"{NAME}: no customer has >= {min_purchases} purchases before history_end (day {H:g}); lower "
@@ -241,7 +237,7 @@ def load_cdnow(
         "window_end_date": (day0_ts + pd.Timedelta(days=H + R)).isoformat(),
         "min_purchases": int(min_purchases),
         "max_customers": max_customers,
-        "counts": {"customers_in_file": int(all_ids.size), "customers": int(n), "purchase_lines": len(lines),
+        "counts": {"customers_in_file": n_in_file, "customers": int(n), "purchase_lines": len(lines),
                    "events": int(m), "purchase_rate": float(outcomes["purchased"].mean())},
     }
     data = CanonicalData(

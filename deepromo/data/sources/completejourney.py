@@ -79,7 +79,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepromo.data.sources import installed_package_dir, register_source
+from deepromo.data.sources import ids_with_history, installed_package_dir, register_source
 from deepromo.data.tables import CanonicalData, DataValidationError
 
 NAME = "completejourney"
@@ -300,12 +300,8 @@ def load_completejourney(
     })
 
     # ---------------- households kept ----------------
-    hh_all = np.unique(baskets["household_id"].to_numpy())
-    hist = baskets.loc[baskets["ts"] < H, "household_id"].value_counts()
-    n_hist = hist.reindex(hh_all, fill_value=0).to_numpy()
-    keep_hh = hh_all[n_hist >= min_baskets]
-    if max_households is not None:
-        keep_hh = keep_hh[:max_households]
+    keep_hh, n_households = ids_with_history(baskets["household_id"].to_numpy(), (baskets["ts"] < H).to_numpy(),
+                                             min_baskets, max_households)
     if keep_hh.size == 0:
         raise DataValidationError(
             f"{NAME}: no household has >= {min_baskets} baskets before history_end (day {H:g}); lower min_baskets "
@@ -410,7 +406,7 @@ def load_completejourney(
         "min_baskets": int(min_baskets),
         "counts": {
             "households": int(keep_hh.size),
-            "households_in_data": int(hh_all.size),
+            "households_in_data": n_households,
             "households_with_demographics": int((customers["has_demographics"] > 0).sum()),
             "events": int(len(events)),
             "purchase_events": int(n_p),
