@@ -38,7 +38,6 @@ from deepromo.decide.campaign import (
 )
 from deepromo.decide.rollout import logged_rollout, simulate_rollout
 from deepromo.decide.scenarios import budget_scenarios, plot_roi_by_budget, scenario_table
-from deepromo.decide.segments import rfm_scores
 from deepromo.decide.targeting import rfm_rule_plan, top_share_plan
 from deepromo.evaluation import format_table
 from deepromo.pipeline import TrainedRun, purchase_margin, train_and_evaluate
@@ -110,7 +109,7 @@ def plan_campaign(cfg: DictConfig, model, frame: pd.DataFrame, seg: Segmentation
     ids = frame["customer_id"].to_numpy()
     score, predicted = score_population(model, frame)
     named = seg.rfm_segment.reindex(ids).to_numpy()
-    scores_rfm = rfm_scores(seg.rfm).reindex(ids)
+    scores_rfm = seg.rfm_scores.reindex(ids)
     rng = np.random.default_rng(int(cfg.seed))
     level = int(r.target_level) if r.get("target_level") else max(1, len(levels) // 2)
     if predicted is not None and simulated:
@@ -273,8 +272,7 @@ def build_sections(cfg, trained: TrainedRun, seg: Segmentation, plan: CampaignPl
                    lift: pd.DataFrame, targeting: pd.DataFrame, simulated: bool, plots: dict) -> list[Section]:
     """The report's sections, in reading order (summary first)."""
     r, results, sel = cfg.report, trained.results, seg.selection
-    control = str(r.control) if simulated else "control"
-    headline = lift[(lift["metric"] == "conversion")].iloc[0]
+    headline = lift[lift["metric"] == "conversion"].iloc[0]
     summary = [
         f"- **Segments**: {seg.k} {seg.method} segments of {len(seg.rfm):,} customers on log-RFM; k by the "
         f"{sel.criterion} criterion (gap {sel.k_gap}, silhouette {sel.k_silhouette}, elbow {sel.k_elbow}, "

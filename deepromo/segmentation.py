@@ -42,7 +42,8 @@ class Segmentation:
 
     rfm: recency_days, frequency, monetary. features: the standardised log-RFM matrix clustered (purchasers).
     selection: the k-selection table and each criterion's k. labels: cluster per customer (0 = highest mean
-    monetary). rfm_segment: the classic named RFM segment. profile / rfm_profile: one row per cluster /
+    monetary). rfm_scores: R, F, M quintile scores 1..5. rfm_segment: the classic named RFM segment (from those
+    scores). profile / rfm_profile: one row per cluster /
     per named segment (Table 1 shape: RFM means, share, purchase / response / control rates, uplift).
     """
 
@@ -51,6 +52,7 @@ class Segmentation:
     selection: KSelection
     method: str
     labels: pd.Series
+    rfm_scores: pd.DataFrame
     rfm_segment: pd.Series
     profile: pd.DataFrame
     rfm_profile: pd.DataFrame
@@ -126,7 +128,8 @@ def segment_customers(data: CanonicalData, ks=range(3, 11), criterion: str = "ga
     k = int(k or selection.chosen)
     labels = pd.Series(k, index=rfm.index, name="segment", dtype=np.int64)
     labels[buyers] = fit_segments(features, k, method=method, seed=seed)[0]
-    named = rfm_segment(rfm_scores(rfm))
+    scores = rfm_scores(rfm)
+    named = rfm_segment(scores)
     outcomes = campaign_outcomes(data).reindex(rfm.index)
     outcomes = outcomes if outcomes.notna().all().all() else None
     codes, names = pd.factorize(named)
@@ -137,8 +140,8 @@ def segment_customers(data: CanonicalData, ks=range(3, 11), criterion: str = "ga
     described = segment_profile(rfm[buyers], labels[buyers].to_numpy(), buyer_outcomes)["description"]
     profile.insert(0, "description", described.reindex(profile.index).fillna("no purchase in the history"))
     return Segmentation(
-        rfm=rfm, features=features, selection=selection, method=method, labels=labels, rfm_segment=named,
-        profile=profile, rfm_profile=rfm_profile,
+        rfm=rfm, features=features, selection=selection, method=method, labels=labels, rfm_scores=scores,
+        rfm_segment=named, profile=profile, rfm_profile=rfm_profile,
     )
 
 
