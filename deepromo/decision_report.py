@@ -62,14 +62,13 @@ SUPPORTED_TASKS = ("response", "targeting")
 class CampaignPlan:
     """Plans over one population. customer_ids [n]; levels [L] money; score [n] (predicted uplift or P(prompted));
     predicted [n, L] purchase probability per level (None for targeting models); arms {name: level [n]};
-    budget (money, the plans' shared expected cost cap; inf when none); scenarios: ROI-by-budget report or None."""
+    scenarios: the ROI-by-budget report or None; notes: how the plans were made (report text)."""
 
     customer_ids: np.ndarray
     levels: np.ndarray
     score: np.ndarray
     predicted: np.ndarray | None
     arms: dict[str, np.ndarray]
-    budget: float
     scenarios: dict | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -132,11 +131,11 @@ def plan_campaign(cfg: DictConfig, model, frame: pd.DataFrame, seg: Segmentation
                 "random": top_share_plan(rng.random(len(ids)), k_share, target_level)}
         k = int(arms["model"].astype(bool).sum())
         arms["rfm_rule"] = rfm_rule_plan(named, scores_rfm, target_level, 1.0, budget=k)
-        report, budget = None, np.inf
+        report = None
         notes = [f"Targeting: the top {k_share:.0%} of customers by the model's score get level "
                  f"{levels[target_level]:g}; the random plan and the RFM rule target as many customers."]
     arms[str(r.control)] = np.zeros(len(ids), dtype=np.int64)
-    return CampaignPlan(ids, levels, score, predicted, arms, budget, report, notes)
+    return CampaignPlan(ids, levels, score, predicted, arms, report, notes)
 
 
 def run_rollout(cfg: DictConfig, plan: CampaignPlan, data, simulated: bool) -> pd.DataFrame:
