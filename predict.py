@@ -41,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from deepromo.scoring import score_file
+    from deepromo.serving.batch_scoring import score_file
 
     try:
         summary = score_file(
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv=None) -> None:
-    from deepromo.cli import main_guard
+    from deepromo.jobs.cli import main_guard
 
     main_guard(run, parse_args(argv))
 

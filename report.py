@@ -7,12 +7,12 @@
 import hydra
 from omegaconf import DictConfig
 
-from deepromo.cli import main_guard
+from deepromo.jobs.cli import main_guard
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="report")
 def main(cfg: DictConfig) -> None:
-    from deepromo.decision_report import run_decision_report
+    from deepromo.jobs.report import run_decision_report
 
     main_guard(run_decision_report, cfg)
 

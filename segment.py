@@ -7,12 +7,12 @@
 import hydra
 from omegaconf import DictConfig
 
-from deepromo.cli import main_guard
+from deepromo.jobs.cli import main_guard
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="segment")
 def main(cfg: DictConfig) -> None:
-    from deepromo.segmentation import run_segmentation
+    from deepromo.jobs.segment import run_segmentation
 
     main_guard(run_segmentation, cfg)
 

@@ -7,17 +7,17 @@
 import hydra
 from omegaconf import DictConfig
 
-from deepromo.cli import main_guard
+from deepromo.jobs.cli import main_guard
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> None:
     if cfg.get("hparams_search"):
-        from deepromo.tuning import run_study
+        from deepromo.jobs.tune import run_study
 
         main_guard(run_study, cfg)
     else:
-        from deepromo.pipeline import run
+        from deepromo.jobs.train import run
 
         main_guard(run, cfg)
 

@@ -33,8 +33,8 @@ def main() -> None:
     if args.quick:
         args.seeds, args.customers = 2, 5000
     logging.disable(logging.WARNING)
-    import deepromo.pipeline as pipeline
-    from deepromo.config import compose_train_config
+    import deepromo.jobs.train as pipeline
+    from deepromo.jobs.config import compose_train_config
     from deepromo.evaluation import true_curves
 
     pipeline.quiet_lightning()

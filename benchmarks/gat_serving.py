@@ -30,7 +30,7 @@ from benchmarks.common import markdown_table, write_results  # noqa: E402
 
 def serving_model(n_customers: int, n_offers: int, hidden: int = 64, seed: int = 0):
     """A default-width gat with random serving vectors for ``n_customers`` x ``n_offers``."""
-    from deepromo.data.graph import EDGE_TYPES, NODE_TYPES, reverse_edge_type
+    from deepromo.data.graph.build import EDGE_TYPES, NODE_TYPES, reverse_edge_type
     from deepromo.data.spec import FeatureSpec, GraphSpec
     from deepromo.models.gat import GATOfferRanker
 

@@ -208,7 +208,7 @@ def sklift_learners() -> dict[str, Callable]:
 
 def deep_config(model: str, path, arm: str, outcome: str, epochs: int, seed: int, output_dir: Path):
     """The ``train.py`` config of ``model`` on the hillstrom source (its hyper-parameters and trainer settings)."""
-    from deepromo.config import compose_train_config
+    from deepromo.jobs.config import compose_train_config
 
     return compose_train_config([
         f"model={model}", "data=hillstrom", f"data.options.path={path}", f"data.options.treatment_arm={arm}",
@@ -218,12 +218,12 @@ def deep_config(model: str, path, arm: str, outcome: str, epochs: int, seed: int
 
 
 def train_deep(model: str, view, cfg, seed: int, output_dir: Path):
-    """Train registered model ``model`` on ``view`` (the development rows) as ``deepromo.pipeline.run`` does."""
+    """Train registered model ``model`` on ``view`` (the development rows) as ``deepromo.jobs.train.run`` does."""
     import pytorch_lightning as pl
 
     from deepromo.models.base import to_primitive
     from deepromo.models.registry import get_model_class
-    from deepromo.pipeline import fit_model
+    from deepromo.jobs.train import fit_model
 
     pl.seed_everything(seed, workers=True, verbose=False)
     cls = get_model_class(model)
@@ -355,7 +355,7 @@ def run_benchmark(path=DEFAULT_PATH, arm: str = "any", outcome: str = "visit", s
     """
     import torch
 
-    from deepromo.pipeline import quiet_lightning
+    from deepromo.jobs.train import quiet_lightning
 
     if not 0 < subsample <= 1:
         raise ValueError(f"subsample must be a share in (0, 1], got {subsample}")
@@ -384,7 +384,7 @@ def run_benchmark(path=DEFAULT_PATH, arm: str = "any", outcome: str = "visit", s
         torch.set_num_threads(torch_threads)  # the caller's setting (tests share one process)
     plot = None
     if plot_path is not None:
-        from deepromo.plots import plot_qini_curves
+        from deepromo.reporting.plots import plot_qini_curves
 
         first = runs[0]
         plot = plot_qini_curves(first["y"], first["t"], first["scores"], plot_path,

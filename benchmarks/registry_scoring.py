@@ -26,7 +26,7 @@ from benchmarks.common import markdown_table, time_repeats, write_results  # noq
 
 
 def compose(overrides, out_dir):
-    from deepromo.config import compose_train_config  # the same composition train.py does
+    from deepromo.jobs.config import compose_train_config  # the same composition train.py does
 
     return compose_train_config(["logger=none", "trainer.enable_progress_bar=false", *overrides,
                                  f"paths.output_dir={out_dir}"])
@@ -35,9 +35,9 @@ def compose(overrides, out_dir):
 def bench_pyfunc(rows: int, customers: int, tmp: Path) -> list[dict]:
     import mlflow
 
-    from deepromo.pipeline import run
-    from deepromo.registry_mlflow import plain_columns
-    from deepromo.scoring import score_file
+    from deepromo.jobs.train import run
+    from deepromo.serving.mlflow_model import plain_columns
+    from deepromo.serving.batch_scoring import score_file
 
     uri = f"sqlite:///{tmp}/mlflow.db"
     os.environ["MLFLOW_TRACKING_URI"] = uri
@@ -73,8 +73,8 @@ def bench_pyfunc(rows: int, customers: int, tmp: Path) -> list[dict]:
 
 
 def bench_tuning(trials: int, customers: int, tmp: Path) -> dict:
-    from deepromo.pipeline import run
-    from deepromo.tuning import run_study
+    from deepromo.jobs.train import run
+    from deepromo.jobs.tune import run_study
 
     common = [f"data.options.n_customers={customers}", "trainer.max_epochs=3", "logger=mlflow",
               f"logger.artifact_location={tmp}/art2", "~model.baselines", "registry.register=false"]
@@ -105,7 +105,7 @@ def main() -> None:
     if args.quick:
         args.rows, args.customers, args.trials = 100_000, 5_000, 2
     logging.disable(logging.WARNING)
-    from deepromo.pipeline import quiet_lightning
+    from deepromo.jobs.train import quiet_lightning
 
     quiet_lightning()
     with tempfile.TemporaryDirectory() as d:

@@ -5,7 +5,7 @@ purchased). Organic customers that engage with a campaign they would not have ne
 noise there; the synthetic world's knob ``data.options.organic_engage_rate`` sets how many there
 are. For every grid value this script first measures the realised organic share among engaged
 purchasers from the truth table (exactly: ``intent == "organic"`` among ``segment == 2`` rows of
-the customer view), then runs the full training job (``deepromo.pipeline.run``, the same job as
+the customer view), then runs the full training job (``deepromo.jobs.train.run``, the same job as
 ``train.py``) for each seed with the baselines splc, bce_two_stage, rfm_segments and logistic
 (random_forest is dropped to save time), and reports mean ± sd over seeds of the targeting
 metrics against the true "prompted" intent, plus splc − bce_two_stage per seed.
@@ -68,14 +68,14 @@ def organic_share(n_customers: int, seed: int, rate: float) -> dict:
 
 
 def compose(overrides: list[str]):
-    from deepromo.config import compose_train_config
+    from deepromo.jobs.config import compose_train_config
 
     return compose_train_config(overrides)
 
 
 def run_job(overrides: list[str]) -> tuple[dict, float]:
     """One full train.py job in a throw-away output folder; returns (results, seconds)."""
-    from deepromo.pipeline import run
+    from deepromo.jobs.train import run
 
     with tempfile.TemporaryDirectory(prefix="splc_noise_") as tmp:
         cfg = compose(["logger=none", "trainer.enable_progress_bar=false", f"paths.output_dir={tmp}", *overrides])
@@ -158,7 +158,7 @@ def build_report(rates, seeds, shares, runs, tau_rows, args, elapsed):
         ("Setup", (
             f"World: synthetic, {args.customers} customers, randomised exposure, all other knobs at their "
             f"config defaults; seeds {list(seeds)} (the seed sets the world, the split, the weights and the "
-            f"baselines). Job: `deepromo.pipeline.run` (the `train.py` job) with `logger=none`, "
+            f"baselines). Job: `deepromo.jobs.train.run` (the `train.py` job) with `logger=none`, "
             f"`~model.baselines.random_forest`, trainer max_epochs "
             f"{args.epochs if args.epochs else 'default (30)'}, torch threads {torch.get_num_threads()}. "
             f"splc uses the model default tau = {tau} (pos_to_neg correction after "

@@ -49,7 +49,7 @@ def percentiles(times: list[float]) -> tuple[float, float]:
 
 def bench_latency(model, dm, world, lengths, requests: int, device: str) -> list[dict]:
     from deepromo.data.sequences import group_events, pad_sequences
-    from deepromo.streaming import StreamingScorer
+    from deepromo.models.txl.streaming import StreamingScorer
 
     rows = []
     customer = dm.view.frame.iloc[[0]].copy()

@@ -35,8 +35,7 @@ def tiny_splc(world, epochs: int = 1):
     dm = PromoDataModule(build_view("customer", world), batch_size=128, seed=0)
     dm.setup()
     cls = get_model_class("splc")
-    model = cls(dm.spec, **cls.tiny_params, **cls.hparams_from_data(dm))
-    model.preprocessor = dm.preprocessor
+    model = cls.from_datamodule(dm, **cls.test_params[0])
     if epochs:
         pl.Trainer(max_epochs=epochs, logger=False, enable_progress_bar=False, enable_model_summary=False,
                    enable_checkpointing=False).fit(model, datamodule=dm)
@@ -44,17 +43,47 @@ def tiny_splc(world, epochs: int = 1):
 
 
 def compose_config(overrides: list[str], output_dir: Path):
-    """The same config train.py builds, with tiny-run overrides and an explicit output folder."""
-    from deepromo.config import compose_train_config
+    """The same config train.py builds for ``debug=tiny`` (a small world, two epochs, no tracker), with an
+    explicit output folder."""
+    from deepromo.jobs.config import compose_train_config
 
-    base = [
-        f"data.options.n_customers={TINY_CUSTOMERS}",
-        "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false",
-        "logger=none",
-        f"paths.output_dir={output_dir}",
-    ]
-    return compose_train_config(base + list(overrides))
+    return compose_train_config(["debug=tiny", f"paths.output_dir={output_dir}", *overrides])
+
+
+def model_variants() -> list[tuple[str, int]]:
+    """(model name, index into its ``test_params``) for every registered model and parameter set."""
+    import deepromo
+
+    return [(name, i) for name in deepromo.list_models()
+            for i in range(len(deepromo.get_model_class(name).test_params))]
+
+
+MODEL_VARIANTS = model_variants()
+
+
+def param_overrides(params: dict, prefix: str = "model.params") -> list[str]:
+    """Hydra command-line overrides setting ``params`` (plain values) under ``prefix``."""
+    import json
+
+    return [f"{prefix}.{key}={value if isinstance(value, str) else json.dumps(value).replace(chr(34), '')}"
+            for key, value in params.items()]
+
+
+_JOBS: dict = {}
+
+
+def tiny_job(name: str, tmp_path_factory, *extra: str):
+    """(results, run folder) of train.py's job for model ``name`` at ``debug=tiny`` and its first test
+    parameters; run once per session and argument list, shared by the tests that read it."""
+    import deepromo
+    from deepromo.jobs.train import run
+
+    key = (name, extra)
+    if key not in _JOBS:
+        out = tmp_path_factory.mktemp(f"job_{name}") / "run"
+        params = deepromo.get_model_class(name).test_params[0]
+        _JOBS[key] = run(compose_config([f"model={name}", *param_overrides(params), *extra], out)), out
+    return _JOBS[key]
 
 
 def by_customer(df: pd.DataFrame, col: str) -> dict:

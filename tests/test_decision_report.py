@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepromo.config import compose_train_config
+from deepromo.jobs.config import compose_train_config
 from deepromo.data.sources import load_source
-from deepromo.decide.segments import RFM_SEGMENTS
-from deepromo.report_render import markdown_table, render_html
-from deepromo.segmentation import customer_rfm, segment_customers
+from deepromo.decide.rfm import RFM_SEGMENTS
+from deepromo.reporting.render import markdown_table, render_html
+from deepromo.jobs.segment import customer_rfm, segment_customers
 
 REPORT_SECTIONS = ("## Summary", "## Segments", "## Model", "## Whom to target with what incentive",
                    "## ROI by budget", "## Rollout: A/B analysis")
@@ -81,7 +81,7 @@ def test_markdown_table_and_self_contained_html(tmp_path):
 
 
 def test_segment_command_writes_and_logs(tmp_path, mlflow_store):
-    from deepromo.segmentation import run_segmentation
+    from deepromo.jobs.segment import run_segmentation
 
     overrides, client = mlflow_store
     cfg = _config("segment", tmp_path, "data.options.n_customers=800", *overrides)
@@ -97,7 +97,7 @@ def test_segment_command_writes_and_logs(tmp_path, mlflow_store):
 
 
 def test_report_on_the_synthetic_world(tmp_path, mlflow_store):
-    from deepromo.decision_report import run_decision_report
+    from deepromo.jobs.report import run_decision_report
 
     overrides, client = mlflow_store
     cfg = _config("report", tmp_path, "data.options.n_customers=800", "trainer.max_epochs=2", "model.baselines=null",
@@ -133,7 +133,7 @@ def test_report_on_the_synthetic_world(tmp_path, mlflow_store):
 
 
 def test_report_on_a_logged_ab_test(tmp_path, fake_hillstrom):
-    from deepromo.decision_report import run_decision_report
+    from deepromo.jobs.report import run_decision_report
 
     csv = fake_hillstrom(tmp_path / "hillstrom.csv", n=2000)
     cfg = _config("report", tmp_path, "data=hillstrom", f"data.options.path={csv}", "trainer.max_epochs=2",

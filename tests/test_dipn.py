@@ -8,7 +8,7 @@ import torch
 from deepromo.data.datamodule import PromoDataModule
 from deepromo.data.spec import CategoricalFeature, FeatureSpec, NumericFeature, TreatmentSpec
 from deepromo.data.views import build_view
-from deepromo.evaluation import response_metrics
+from deepromo.tasks.response import response_metrics
 from deepromo.models.dipn import IsotonicResponseNet, thermometer
 
 SPEC = FeatureSpec(
@@ -121,7 +121,7 @@ def test_ipw_recovers_effect_under_biased_logging():
 def test_dipn_trains_and_beats_nothing_on_tiny_world(tiny_world):
     dm = PromoDataModule(build_view("response", tiny_world), batch_size=128, seed=0)
     dm.setup()
-    model = IsotonicResponseNet(dm.spec, **IsotonicResponseNet.hparams_from_data(dm), hidden=[16])
+    model = IsotonicResponseNet.from_datamodule(dm, hidden=[16])
     assert model.levels == (0.0, 5.0, 10.0, 15.0, 20.0)
     rows = torch.as_tensor(dm.indices["val"])
     val = {k: v[rows] for k, v in dm.tensors.items()}

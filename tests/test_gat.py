@@ -1,5 +1,7 @@
 """gat: neighbour sampling, leak-free batches, learning a planted structure, serving with constraints, explanations."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,14 +9,16 @@ import pytorch_lightning as pl
 import torch
 
 import deepromo
-from deepromo.data.graph import REDEEMED, reverse_edge_type
-from deepromo.data.graph_datamodule import OfferGraphDataModule, offer_graph_view
-from deepromo.data.graph_sampling import HeteroNeighbourSampler, edge_keys
+from deepromo.data.graph.build import REDEEMED, reverse_edge_type
+from deepromo.data.graph.datamodule import OfferGraphDataModule
+from deepromo.data.graph.sampling import HeteroNeighbourSampler, edge_keys
 from deepromo.data.tables import CanonicalData, DataValidationError
-from deepromo.evaluation import EVALUATORS, first_hit_ranks, model_outputs
+from deepromo.tasks import get_task, model_datamodule
+from deepromo.tasks.ranking import first_hit_ranks
 from deepromo.metrics.ranking import ranking_report
-from deepromo.models.baselines import BASELINES
 from deepromo.models.gat import GATOfferRanker
+
+from conftest import tiny_job
 
 GROUPS, OFFERS_PER_GROUP, PRODUCTS_PER_GROUP = 4, 10, 5
 
@@ -56,10 +60,8 @@ def planted_world(n_customers: int = 400, seed: int = 0) -> CanonicalData:
 def planted():
     world = planted_world()
     pl.seed_everything(0, verbose=False)
-    dm = GATOfferRanker.make_datamodule(offer_graph_view(world), batch_size=64, seed=0,
-                                        params={"fanout": [8, 4], "num_negatives": 4})
-    dm.setup()
-    model = GATOfferRanker(dm.spec, hidden=32, heads=2, fanout=[8, 4], lr=0.01, dropout=0.0)
+    dm = model_datamodule(GATOfferRanker, world, batch_size=64, seed=0, params={"fanout": [8, 4], "num_negatives": 4})
+    model = GATOfferRanker.from_datamodule(dm, hidden=32, heads=2, fanout=[8, 4], lr=0.01, dropout=0.0)
     trainer = pl.Trainer(max_epochs=12, logger=False, enable_progress_bar=False, enable_model_summary=False,
                          enable_checkpointing=False)
     trainer.fit(model, datamodule=dm)
@@ -76,10 +78,11 @@ def test_gat_learns_the_planted_groups_and_beats_popularity_and_mf(planted):
     _, dm, model, trainer = planted
     history = trainer.callback_metrics
     assert float(history["train/pairwise_accuracy"]) > 0.8
-    preds = {"gat": model_outputs("ranking", model, dm)}
+    task = get_task("ranking")
+    preds = {"gat": task.model_outputs(model, dm, ["test"])}
     for name in ("popularity", "bpr_mf"):
-        preds[name] = BASELINES[name](dm, seed=0)
-    table = EVALUATORS["ranking"](preds, dm).table
+        preds[name] = task.run_baseline(name, dm, ["test"], seed=0)
+    table = task.evaluate(preds, dm, "test").table
     # knowing the group puts its 10 offers in the top 10: hit rate near 1, against 10/40 without it
     assert table["gat"]["hit_rate_at_10"] > 0.85, table
     for baseline in ("popularity", "bpr_mf"):
@@ -210,7 +213,7 @@ def test_ranking_evaluator_and_first_hit_ranks_by_hand():
 
 def test_popularity_counts_known_redemptions(planted):
     _, dm, _, _ = planted
-    out = BASELINES["popularity"](dm)
+    out = get_task("ranking").run_baseline("popularity", dm, ["test"])["test"]
     known = torch.cat([dm.graph.graph_test[REDEEMED].edge_index, dm.graph.pairs_train], dim=1)
     counts = np.bincount(np.unique(known.T.numpy(), axis=0)[:, 1], minlength=40)
     np.testing.assert_array_equal(out["scores"][0], counts)
@@ -229,3 +232,50 @@ def test_bad_hyper_parameters_and_views_are_named(planted, tiny_world):
 
     with pytest.raises(DataValidationError, match="carries no offer graph"):
         OfferGraphDataModule(build_view("customer", tiny_world))
+
+
+# --- through train.py's job, the MLflow registry and file scoring (tiny sizes) ---
+GAT_METHODS = {"gat", "random", "popularity", "exposed_popularity", "bpr_mf", "graphsage"}
+
+
+def test_gat_job_writes_explanation_and_ranks(tmp_path_factory):
+    results, out = tiny_job("gat", tmp_path_factory)
+    written = json.loads((out / "metrics.json").read_text())
+    assert set(written["test"]) == GAT_METHODS
+    for method, row in written["test"].items():
+        assert set(row) == {"ndcg_at_10", "mrr", "hit_rate_at_10", "recall_at_10"}, method
+        assert all(0.0 <= v <= 1.0 for v in row.values()), (method, row)
+    assert written["n_test"] > 0 and "val/ndcg_at_10" in written["val"]
+    assert (out / "hit_rate_at_k.png").stat().st_size > 10_000
+    explanation = json.loads((out / "explanation.json").read_text())
+    assert explanation["offers"] and explanation["attention"]
+    model = deepromo.load_model(out / "model.ckpt")
+    assert model.name == "gat" and model.preprocessor is None
+    ids, scores = model.rank_offers(model.customer_ids[:3].numpy(), k=5)
+    assert ids.shape == (3, 5) and (np.diff(scores, axis=1) <= 0).all()
+
+
+def test_registered_gat_scores_pairs_and_files(tmp_path_factory, tmp_path, monkeypatch):
+    import mlflow
+
+    from deepromo.serving import mlflow_model as registry_mlflow
+    from deepromo.serving.batch_scoring import score_file
+
+    _, out = tiny_job("gat", tmp_path_factory)
+    model = deepromo.load_model(out / "model.ckpt")
+    pairs = pd.DataFrame({"customer_id": model.customer_ids[:4].numpy(), "offer_id": model.offer_ids[:4].numpy()})
+    expected = model.predict_frame(pairs)["score"].to_numpy()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        info = registry_mlflow.log_model(model, out / "model.ckpt", pairs)
+        scored = mlflow.pyfunc.load_model(info.model_uri).predict(pairs)
+        np.testing.assert_allclose(scored["score"], expected, rtol=1e-6)
+    finally:
+        mlflow.set_tracking_uri(None)
+    pairs.to_csv(tmp_path / "pairs.csv", index=False)
+    score_file(out / "model.ckpt", tmp_path / "pairs.csv", tmp_path / "scores.parquet", progress=False)
+    np.testing.assert_allclose(pd.read_parquet(tmp_path / "scores.parquet")["score"], expected, rtol=1e-6)
+    pairs[["customer_id"]].to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(deepromo.data.tables.DataValidationError, match=r"\['offer_id'\]"):
+        score_file(out / "model.ckpt", tmp_path / "bad.csv", tmp_path / "bad.parquet", progress=False)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from deepromo.data.graph import (
+from deepromo.data.graph.build import (
     APPLIES_TO,
     EDGE_TYPES,
     EXPOSED,

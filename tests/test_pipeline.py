@@ -13,7 +13,7 @@ import deepromo
 from deepromo.data.datamodule import PromoDataModule
 from deepromo.data.tables import CanonicalData, DataValidationError
 from deepromo.data.views import build_view
-from deepromo.pipeline import run
+from deepromo.jobs.train import run
 
 from conftest import ROOT
 

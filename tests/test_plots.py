@@ -3,7 +3,7 @@
 import numpy as np
 
 from deepromo.metrics import cumulative_gain_curve
-from deepromo.plots import plot_gain_curves, plot_training_curves
+from deepromo.reporting.plots import plot_gain_curves, plot_training_curves
 
 
 def test_plot_gain_curves(tmp_path):

@@ -1,4 +1,4 @@
-"""Batch scoring (deepromo.scoring.score_file and predict.py): chunked CSV/Parquet in, Parquet scores out."""
+"""Batch scoring (deepromo.serving.batch_scoring.score_file and predict.py): chunked CSV/Parquet in, Parquet scores out."""
 
 import subprocess
 import sys
@@ -10,7 +10,7 @@ import pytest
 
 import deepromo
 from deepromo.data.tables import DataValidationError
-from deepromo.scoring import score_file
+from deepromo.serving.batch_scoring import score_file
 
 from conftest import ROOT, tiny_splc
 
@@ -46,10 +46,10 @@ def test_chunked_scores_equal_whole_frame(trained, tmp_path, suffix):
     assert summary["rows"] == len(frame) and summary["chunks"] == -(-len(frame) // CHUNK) > 1
     assert summary["output"] == str(out)
     scored = pd.read_parquet(out)
-    assert list(scored.columns) == ["customer_id", *model.output_columns]
+    assert list(scored.columns) == ["customer_id", *model.frame_columns()]
     assert scored["customer_id"].tolist() == frame["customer_id"].tolist()
     expected = model.predict_frame(frame)
-    for col in model.output_columns:
+    for col in model.frame_columns():
         np.testing.assert_allclose(scored[col].to_numpy(), expected[col].to_numpy(), rtol=1e-6, atol=1e-6)
     assert not list(tmp_path.glob("*.tmp"))  # the temporary file was renamed
 
@@ -63,7 +63,7 @@ def test_unseen_category_scores_as_unknown(trained, tmp_path):
         out = tmp_path / f"scores{suffix}.parquet"
         score_file(model, write(rows, tmp_path / f"odd{suffix}"), out, progress=False)
         scored = pd.read_parquet(out)
-        np.testing.assert_allclose(scored.loc[0, model.output_columns], scored.loc[1, model.output_columns], rtol=1e-6)
+        np.testing.assert_allclose(scored.loc[0, model.frame_columns()], scored.loc[1, model.frame_columns()], rtol=1e-6)
     np.testing.assert_allclose(scored["score"], model.predict_frame(rows)["score"], rtol=1e-6)
 
 
@@ -92,7 +92,7 @@ def test_keep_columns_and_empty_input(trained, tmp_path):
         summary = score_file(model, write(frame.iloc[:0], tmp_path / name), tmp_path / "empty_out.parquet", progress=False)
         assert summary["rows"] == 0
         schema = pq.read_schema(tmp_path / "empty_out.parquet")
-        assert schema.names == ["customer_id", *model.output_columns]
+        assert schema.names == ["customer_id", *model.frame_columns()]
         assert str(schema.field("score").type) == "float"
 
 

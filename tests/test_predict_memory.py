@@ -17,7 +17,7 @@ ROWS, CHUNK = 1_000_000, 100_000
 CHILD = """
 import json, resource, sys
 import deepromo
-from deepromo.scoring import score_file
+from deepromo.serving.batch_scoring import score_file
 model_path, small, big, out = sys.argv[1:5]
 model = deepromo.load_model(model_path)
 score_file(model, small, out, chunk_size=1000, progress=False)

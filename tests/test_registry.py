@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import deepromo
-from deepromo.pipeline import run
+from deepromo.jobs.train import run
 
 from conftest import compose_config
 
@@ -60,7 +60,7 @@ def test_pyfunc_scores_frame_with_unseen_category(registry, tiny_world):
     import mlflow
 
     from deepromo.data.views import build_view
-    from deepromo.registry_mlflow import plain_columns
+    from deepromo.serving.mlflow_model import plain_columns
 
     model = deepromo.load_model(f"models:/{NAME}@champion")
     frame = build_view("customer", tiny_world).frame.head(20)[model.preprocessor.columns].copy()
@@ -70,7 +70,7 @@ def test_pyfunc_scores_frame_with_unseen_category(registry, tiny_world):
     unseen = frame.copy()
     unseen[model.preprocessor.categorical[0]] = "never-seen-before"
     out = scorer.predict(unseen)
-    assert list(out.columns) == list(model.output_columns) and len(out) == 20
+    assert list(out.columns) == model.frame_columns() and len(out) == 20
     assert np.isfinite(out.to_numpy(dtype=float)).all()
     known_as_unknown = frame.copy()
     known_as_unknown[model.preprocessor.categorical[0]] = None
@@ -79,7 +79,7 @@ def test_pyfunc_scores_frame_with_unseen_category(registry, tiny_world):
 
 def test_champion_challenger_moves_alias_only_when_better(registry, tiny_world):
     from deepromo.data.views import build_view
-    from deepromo.registry_mlflow import promote_if_better
+    from deepromo.serving.mlflow_model import promote_if_better
 
     frame = build_view("customer", tiny_world).frame.head(100)
     labels = np.zeros(len(frame))

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepromo.decide.segments import RFM_TOP_SEGMENTS, rfm_scores, rfm_segment, rfm_table
+from deepromo.data.features import rfm_table
+from deepromo.decide.rfm import RFM_TOP_SEGMENTS, rfm_scores, rfm_segment
 
 
 def _events():
@@ -20,20 +21,30 @@ def _events():
 
 
 def test_rfm_table_hand_values():
-    t = rfm_table(_events(), pd.Series([1, 2, 3, 4, 5]), as_of=10.0)
+    t = rfm_table(_events(), pd.Series([1, 2, 3, 4, 5]), as_of=10.5)
     assert list(t.index) == [1, 2, 3, 4, 5]
-    assert t["recency_days"].tolist() == [1.0, 8.0, 11.0, 11.0, 0.0]
+    assert t["recency_days"].tolist() == [1.5, 8.5, 11.5, 11.5, 0.5]
     assert t["frequency"].tolist() == [2, 1, 0, 0, 3]
     assert t["monetary"].tolist() == [30.0, 5.0, 0.0, 0.0, 102.0]
 
 
 def test_rfm_scores_and_segments_hand_values():
-    s = rfm_scores(rfm_table(_events(), np.array([1, 2, 3, 4, 5]), as_of=10.0))
+    s = rfm_scores(rfm_table(_events(), np.array([1, 2, 3, 4, 5]), as_of=10.5))
     # 5 customers, 5 bins: untied rank r -> score r; the tied pair (ranks 1, 2) gets mid rank 1.5 -> score 2
     assert s["R"].tolist() == [4, 3, 2, 2, 5]
     assert s["F"].tolist() == [4, 3, 2, 2, 5]
     assert s["M"].tolist() == [4, 3, 2, 2, 5]
     assert rfm_segment(s).tolist() == ["champions", "need_attention", "about_to_sleep", "about_to_sleep", "champions"]
+
+
+def test_rfm_table_cut_off_is_the_views_cut_off():
+    """An event at exactly as_of belongs to the window that starts there (ts < as_of, as behaviour_features)."""
+    from deepromo.data.features import behaviour_features
+
+    t = rfm_table(_events(), [5], as_of=10.0)
+    assert t.loc[5, "frequency"] == 2 and t.loc[5, "monetary"] == 2.0 and t.loc[5, "recency_days"] == 2.0
+    windows = behaviour_features(_events(), np.array([5]), 10.0)
+    assert windows.loc[0, "frequency"] == 2 and windows.loc[0, "recency_days"] == 2.0
 
 
 def test_rfm_scores_equal_quintiles_without_ties():

@@ -73,7 +73,8 @@ def customer_dm(tiny_world):
 
 def fit(dm, epochs, **params):
     pl.seed_everything(0, verbose=False)
-    model = TwoStageSPLC(dm.spec, **{"class_weights": dm.class_weights(), "hidden": 16, "stage2_hidden": 16, **params})
+    model = TwoStageSPLC.from_datamodule(dm, **{"class_weights": dm.class_weights(), "hidden": 16, "stage2_hidden": 16,
+                                                **params})
     probe = EpochProbe()
     trainer = pl.Trainer(max_epochs=epochs, logger=False, enable_progress_bar=False, enable_model_summary=False,
                          enable_checkpointing=False, callbacks=[probe])

@@ -2,13 +2,12 @@
 column roles (the files are a synthetic world written out under other column names)."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import pytorch_lightning as pl
 
 import deepromo
 from deepromo.data.sources import load_source
-from deepromo.data.views import build_view
+from deepromo.tasks import model_datamodule
 from deepromo.models.registry import get_model_class
 
 
@@ -42,10 +41,8 @@ def test_every_model_trains_on_the_table_source(name, table_files):
     data = load_source("table", **options)
     cls = get_model_class(name)
     pl.seed_everything(0, verbose=False)
-    dm = cls.make_datamodule(build_view(cls.view, data), batch_size=128, seed=0, params=cls.tiny_params)
-    dm.setup()
-    model = cls(dm.spec, **{**cls.hparams_from_data(dm), **cls.tiny_params})
-    model.preprocessor = dm.preprocessor
+    dm = model_datamodule(cls, data, batch_size=128, seed=0, params=cls.test_params[0])
+    model = cls.from_datamodule(dm, **cls.test_params[0])
     pl.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
                enable_checkpointing=False).fit(model, datamodule=dm)
     out = model.predict_split(dm, "test")
@@ -53,8 +50,8 @@ def test_every_model_trains_on_the_table_source(name, table_files):
 
 
 def test_train_py_job_on_a_csv(table_files, tmp_path):
-    from deepromo.config import compose_train_config
-    from deepromo.pipeline import run
+    from deepromo.jobs.config import compose_train_config
+    from deepromo.jobs.train import run
 
     d, options = table_files
     overrides = ["data=table", "model=splc", "trainer.max_epochs=1", "logger=none", "trainer.enable_progress_bar=false",

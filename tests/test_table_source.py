@@ -167,7 +167,7 @@ def test_offers_products_and_redemptions(tmp_path):
     assert list(zip(exp["customer_id"], exp["offer_id"], exp["ts"])) == [(3, 101, 2.5)]
     assert d.history_end == 4.0  # label given, no decision time: the day after the last event's day
 
-    from deepromo.data.graph import build_offer_graph
+    from deepromo.data.graph.build import build_offer_graph
 
     graph = build_offer_graph(d)
     assert graph.info["positive_pairs"] == 1 and len(graph.node_ids["offer"]) == 2

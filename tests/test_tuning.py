@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from deepromo.data.datamodule import PromoDataModule
 from deepromo.data.views import build_view
 from deepromo.models.splc import TwoStageSPLC
-from deepromo.tuning import PruneOnValidation, make_study, run_study
+from deepromo.jobs.tune import PruneOnValidation, make_study, run_study
 
 SMALL_SPACE = [
     "~hparams_search.params",
@@ -73,7 +73,7 @@ def test_pruning_callback_stops_training(tiny_world):
     dm = PromoDataModule(build_view("customer", tiny_world), batch_size=128)
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
     trial = study.ask()
-    model = TwoStageSPLC(dm.spec, hidden=8, stage2_hidden=8)
+    model = TwoStageSPLC.from_datamodule(dm, hidden=8, stage2_hidden=8, class_weights=None)
     trainer = pl.Trainer(max_epochs=3, logger=False, enable_progress_bar=False, enable_checkpointing=False,
                          enable_model_summary=False, callbacks=[PruneOnValidation(trial, "val/stage2_auc")])
     with pytest.raises(optuna.TrialPruned, match="pruned at epoch 0"):

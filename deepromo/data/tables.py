@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 INTENTS = ("prompted", "organic", "inactive")
@@ -107,3 +108,17 @@ class CanonicalData:
         if ((p <= 0) | (p > 1) | p.isna()).any():
             raise DataValidationError(f"{self.name}: column 'exposures.propensity' must lie in (0, 1]")
         return self
+
+
+def true_curve_columns(levels) -> list[str]:
+    """Names of the truth table's true purchase probability at each incentive level (synthetic worlds)."""
+    return [f"true_p_{float(level):g}" for level in levels]
+
+
+def true_response_curves(truth: pd.DataFrame | None, levels) -> np.ndarray | None:
+    """``[n, L]`` true purchase probability at each of ``levels`` from a truth table row-aligned with its
+    view (None when the source has no such truth): the one reader of the ``true_p_<level>`` columns."""
+    columns = true_curve_columns(levels)
+    if truth is None or not set(columns) <= set(truth.columns):
+        return None
+    return truth[columns].to_numpy(dtype=np.float64)

@@ -8,7 +8,7 @@
 ``purchase_view``   the customer view plus the campaign context, the response-window purchase as
                     the label, and each customer's raw event sequence (txl and the RNN baselines).
 ``offer_graph_view`` the positive (customer, offer) redemption pairs of the customer–product–offer
-                    graph, which rides along as ``TaskView.graph`` (gat; ``deepromo.data.graph_datamodule``).
+                    graph, which rides along as ``TaskView.graph`` (gat; ``deepromo.data.graph.datamodule``).
 
 Only data before ``history_end`` is turned into features; the response window after it only
 provides labels. Ground truth (synthetic worlds) is carried in ``TaskView.truth`` row-aligned
@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from deepromo.data.features import COUNT_LIKE_PREFIXES, behaviour_features, static_columns
 from deepromo.data.sequences import EventSequences, group_events
 from deepromo.data.tables import CanonicalData, DataValidationError
 
-WINDOWS = (7, 30, 90)
-EVENT_TYPES = ("view", "cart", "purchase", "campaign_click")
 SEGMENTS = ("inactive", "unengaged", "engaged")  # stage-1 classes of the two-stage model
 
 
@@ -56,7 +55,7 @@ class TaskView:
     label_classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     name: str = "view"
     sequences: EventSequences | None = None
-    graph: object | None = None  # the OfferGraph of graph views (deepromo.data.graph_datamodule)
+    graph: object | None = None  # the OfferGraph of graph views (deepromo.data.graph.datamodule)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -84,77 +83,6 @@ class TaskView:
         if self.sequences is None:
             return {}
         return {"events": self.sequences.events, "as_of": self.sequences.as_of}
-
-
-def static_columns(customers: pd.DataFrame, id_column: str = "customer_id") -> tuple[list[str], list[str]]:
-    """Split the customers table's attribute columns into (categorical, numeric) by dtype."""
-    cat, num = [], []
-    for col in customers.columns:
-        if col == id_column:
-            continue
-        if pd.api.types.is_bool_dtype(customers[col]) or pd.api.types.is_numeric_dtype(customers[col]):
-            num.append(col)
-        else:
-            cat.append(col)
-    return cat, num
-
-
-def behaviour_features(events: pd.DataFrame, customer_ids: np.ndarray, history_end: float) -> pd.DataFrame:
-    """RFM and window aggregates per customer from events before ``history_end`` (days).
-
-    Returns a frame with one row per entry of ``customer_ids`` (same order) with columns
-    ``recency_days, frequency, monetary, tenure_active_days, <type>_<w>d`` counts,
-    ``spend_<w>d``, ``promo_purchase_share``, ``days_since_last_event``, ``avg_basket``.
-    Vectorised with bincount over integer row codes: linear in the number of events.
-    """
-    cust = np.asarray(customer_ids)
-    n = len(cust)
-    ev = events
-    end = float(history_end)
-    ev_ts = ev["ts"].to_numpy(dtype=np.float64)
-    keep = ev_ts < end
-    rows = pd.Index(cust).get_indexer(ev["customer_id"].to_numpy()[keep])
-    known = rows >= 0  # events of customers not in the table are ignored
-    rows = rows[known]
-    age = end - ev_ts[keep][known]  # days before the end of history, > 0
-    etype = ev["event_type"].to_numpy()[keep][known]
-    amount = ev["amount"].to_numpy(dtype=np.float64)[keep][known]
-    promo = (
-        ev["promo_active"].to_numpy()[keep][known].astype(bool)
-        if "promo_active" in ev.columns
-        else np.zeros(len(rows), dtype=bool)
-    )
-    out: dict[str, np.ndarray] = {}
-    is_purchase = etype == "purchase"
-    for t in EVENT_TYPES:
-        mask = etype == t
-        for w in WINDOWS:
-            m = mask & (age <= w)
-            out[f"{t}_{w}d"] = np.bincount(rows[m], minlength=n).astype(np.float64)
-    for w in WINDOWS:
-        m = is_purchase & (age <= w)
-        out[f"spend_{w}d"] = np.bincount(rows[m], weights=amount[m], minlength=n)
-    freq = np.bincount(rows[is_purchase], minlength=n).astype(np.float64)
-    monetary = np.bincount(rows[is_purchase], weights=amount[is_purchase], minlength=n)
-    last_purchase_age = np.full(n, np.inf)
-    np.minimum.at(last_purchase_age, rows[is_purchase], age[is_purchase])
-    last_event_age = np.full(n, np.inf)
-    np.minimum.at(last_event_age, rows, age)
-    first_event_age = np.zeros(n)
-    np.maximum.at(first_event_age, rows, age)
-    horizon = end + 1.0  # "never" is one day older than the whole history
-    out["recency_days"] = np.where(np.isfinite(last_purchase_age), last_purchase_age, horizon)
-    out["frequency"] = freq
-    out["monetary"] = monetary
-    out["avg_basket"] = np.divide(monetary, freq, out=np.zeros(n), where=freq > 0)
-    promo_purchases = np.bincount(rows[is_purchase & promo], minlength=n)
-    out["promo_purchase_share"] = np.divide(promo_purchases, freq, out=np.zeros(n), where=freq > 0)
-    out["days_since_last_event"] = np.where(np.isfinite(last_event_age), last_event_age, horizon)
-    out["tenure_active_days"] = first_event_age
-    return pd.DataFrame(out)
-
-
-COUNT_LIKE_PREFIXES = tuple(f"{t}_" for t in EVENT_TYPES) + ("spend_", "frequency", "monetary", "avg_basket")
 
 
 def customer_view(data: CanonicalData) -> TaskView:
@@ -243,18 +171,43 @@ def purchase_view(data: CanonicalData) -> TaskView:
     return view
 
 
-def offer_graph_view(data: CanonicalData) -> TaskView:
-    """Positive (customer, offer) redemption pairs with the customer–product–offer graph (gat)."""
-    from deepromo.data.graph_datamodule import offer_graph_view as build  # graph.py imports this module
+def offer_graph_view(data: CanonicalData, **graph_options) -> TaskView:
+    """One row per positive (customer, offer) redemption pair of every split of the customer–product–offer
+    graph, which rides along as ``view.graph``. graph_options: ``deepromo.data.graph.build.build_offer_graph``'s
+    (``split``, ``split_days``, ``half_life_days``, ``max_products_per_customer``, ``val_frac``, ``test_frac``,
+    ``seed``)."""
+    from deepromo.data.graph.build import SPLITS, build_offer_graph
 
-    return build(data)
+    og = build_offer_graph(data, **graph_options)
+    frames = []
+    for s in SPLITS:
+        p = og.pairs(s).numpy()
+        frames.append(pd.DataFrame({
+            "customer_id": og.node_ids["customer"][p[0]],
+            "offer_id": og.node_ids["offer"][p[1]],
+            "ts": og.pair_times[s].numpy(),
+            "split": s,
+            "redeemed": np.ones(p.shape[1], dtype=np.float32),
+        }))
+    frame = pd.concat(frames, ignore_index=True)
+    return TaskView(frame=frame, categorical=[], numeric=[], targets={"y": "redeemed"}, time_column="ts",
+                    label_classes={"redeemed": ("no", "yes")}, name="offer_graph", graph=og)
 
 
 VIEWS = {"customer": customer_view, "response": response_view, "purchase": purchase_view,
          "offer_graph": offer_graph_view}
+VIEW_OPTIONS = {"customer": (), "response": (), "purchase": (),
+                "offer_graph": ("split", "split_days", "half_life_days", "max_products_per_customer", "val_frac",
+                                "test_frac", "seed")}
 
 
-def build_view(name: str, data: CanonicalData) -> TaskView:
+def build_view(name: str, data: CanonicalData, **options) -> TaskView:
+    """The task view ``name`` of ``data``; ``options`` (config ``data.view_options``) are the view's own settings,
+    and one the view does not take is an error rather than silently ignored."""
     if name not in VIEWS:
         raise KeyError(f"unknown task view '{name}'; valid views are {sorted(VIEWS)}")
-    return VIEWS[name](data)
+    unknown = sorted(set(options) - set(VIEW_OPTIONS[name]))
+    if unknown:
+        raise DataValidationError(f"view '{name}' takes no option(s) {unknown}; its options are "
+                                  f"{list(VIEW_OPTIONS[name]) or 'none'} (config key data.view_options)")
+    return VIEWS[name](data, **options)

@@ -366,7 +366,7 @@ def segment_profile(rfm: pd.DataFrame, labels, outcomes: pd.DataFrame | None = N
 def plot_k_selection(selection: KSelection, path) -> Path:
     """Three panels over k: inertia (elbow), silhouette, gap ± s_k; a vertical line at each criterion's k,
     the chosen one highlighted. Returns the PNG path."""
-    from deepromo.plots import saved_figure
+    from deepromo.reporting.plots import saved_figure
 
     t = selection.table
     ks = t.index.to_numpy()
@@ -398,7 +398,7 @@ def plot_k_selection(selection: KSelection, path) -> Path:
 def plot_segment_map(rfm: pd.DataFrame, labels, path, max_points: int = 5000, seed: int = 0) -> Path:
     """Scatter of recency_days vs log1p(monetary) coloured by segment (at most max_points customers, seeded
     sample) and a bar panel of segment shares. rfm: [C] rows of rfm_table; labels: [C] int. Returns the PNG path."""
-    from deepromo.plots import saved_figure
+    from deepromo.reporting.plots import saved_figure
 
     vals = _check_rfm(rfm)
     lab = _check_labels(labels, len(vals))

@@ -114,3 +114,11 @@ def plan_frame(level: np.ndarray, customer_ids, levels, predicted: np.ndarray, m
         "expected_uplift": predicted[idx, level] - predicted[:, 0],
         "expected_cost": cost[idx, level],
     })
+
+
+def purchase_margin(frame: pd.DataFrame, margin_column: str | None, margin_rate: float, margin: float) -> np.ndarray:
+    """[n] margin of one purchase per row (money): ``margin_column`` x ``margin_rate``, or the flat ``margin``;
+    rows without a positive value get the median positive margin (1.0 when none is positive)."""
+    values = (frame[margin_column].to_numpy(dtype=np.float64) * float(margin_rate) if margin_column
+              else np.full(len(frame), float(margin)))
+    return np.where(values > 0, values, np.median(values[values > 0]) if np.any(values > 0) else 1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from deepromo.decide.segments import RFM_TOP_SEGMENTS
+from deepromo.decide.rfm import RFM_TOP_SEGMENTS
 
 __all__ = ["top_share_plan", "rfm_rule_plan"]
 

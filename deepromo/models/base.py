@@ -1,14 +1,11 @@
 """PromoModel: the one LightningModule base class every registered model extends.
 
-A subclass declares
-    ``defaults``       hyper-parameter defaults (plain values; unknown keys are an error),
-    ``tiny_params``    overrides for the shared test loop (tiny and fast),
-    ``required_keys``  the PromoBatch keys it reads,
-    ``view``           the task view it trains on (``deepromo.data.views``),
-    ``task``           the evaluator that scores it against its baselines (``deepromo.evaluation``),
-and implements ``forward(batch) -> dict`` and ``compute_loss(batch, out) -> dict`` (with "loss").
-Checkpoints hold only primitives (spec dict, hparams, preprocessor JSON), so they load with
-``torch.load(weights_only=True)``; ``deepromo.load_model`` rebuilds the right class from them.
+A subclass declares ``task`` (``deepromo.tasks``: its view, datamodule, evaluator and baselines),
+``defaults`` (hyper-parameters; unknown keys are an error), ``test_params`` (tiny parameter sets for the
+shared test loop) and ``required_keys`` (the PromoBatch keys it reads), and implements
+``forward(batch) -> dict`` and ``compute_loss(batch, out) -> dict`` (with "loss"). Jobs, tests and
+benchmarks build a model with ``Model.from_datamodule(dm, **params)``. Checkpoints hold only primitives
+(spec dict, hparams, preprocessor JSON), so they load with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -52,11 +49,11 @@ def to_primitive(value: Any) -> Any:
 
 class PromoModel(pl.LightningModule):
     name: ClassVar[str] = "base"
-    view: ClassVar[str] = "customer"
-    task: ClassVar[str] = "targeting"  # which evaluator in deepromo.evaluation scores it
+    task: ClassVar[str] = "targeting"  # the task (deepromo.tasks.<task>) that serves, scores and plots it
     required_keys: ClassVar[tuple[str, ...]] = ("cat", "num")
     defaults: ClassVar[dict[str, Any]] = {"lr": 1e-3, "weight_decay": 0.0}
-    tiny_params: ClassVar[dict[str, Any]] = {}
+    # tiny parameter sets for the shared test loop (the first one also runs the end-to-end job)
+    test_params: ClassVar[list[dict[str, Any]]] = [{}]
     monitor: ClassVar[tuple[str, str]] = ("val/loss", "min")  # metric and direction for checkpoints/tuning
     output_columns: ClassVar[tuple[str, ...]] = ("score",)  # forward() keys returned by predict_frame
 
@@ -90,18 +87,17 @@ class PromoModel(pl.LightningModule):
         return {}
 
     @classmethod
-    def make_datamodule(cls, view, batch_size: int = 512, split: str = "stratified", seed: int = 0,
-                        params: dict[str, Any] | None = None):
-        """The datamodule that serves ``view`` to this model (default: a PromoDataModule of flat/sequence rows)."""
-        from deepromo.data.datamodule import PromoDataModule
-
-        return PromoDataModule(view, batch_size=batch_size, split=split, seed=seed,
-                               **cls.datamodule_options({**cls.defaults, **(params or {})}))
-
-    @classmethod
     def hparams_from_data(cls, datamodule) -> dict[str, Any]:
         """Hyper-parameters derived from the training data (e.g. class weights); default none."""
         return {}
+
+    @classmethod
+    def from_datamodule(cls, dm, **params: Any) -> "PromoModel":
+        """The one way to build a model for training: the datamodule's spec, the hyper-parameters derived from
+        its training data overridden by ``params``, and its preprocessor attached (for scoring raw frames)."""
+        model = cls(dm.spec, **{**cls.hparams_from_data(dm), **params})
+        model.preprocessor = getattr(dm, "preprocessor", None)
+        return model
 
     # --- training loop ------------------------------------------------------------------
     def _step(self, batch, stage: str) -> torch.Tensor:
@@ -216,27 +212,39 @@ class PromoModel(pl.LightningModule):
         return result
 
     def predict_split(self, dm, split: str = "test") -> dict[str, np.ndarray]:
-        """Output arrays on the rows of one split of the datamodule (what ``deepromo.evaluation`` scores)."""
+        """Output arrays on the rows of one split of the datamodule (what the model's task scores)."""
         rows = torch.as_tensor(dm.indices[split])
         return self.predict_arrays({k: v[rows] for k, v in dm.tensors.items()})
 
-    def extra_outputs(self, dm, run_dir) -> list:
-        """Model-specific files written into ``run_dir`` after evaluation (e.g. explanations); default none."""
-        return []
+    def extra_outputs(self, dm, run_dir) -> dict:
+        """Model-specific files written into ``run_dir`` after evaluation (e.g. explanations): ``{name: path}``."""
+        return {}
 
     def predict_frame(self, df: pd.DataFrame, batch_size: int | None = None, **context) -> pd.DataFrame:
-        """Score raw feature columns: DataFrame in, DataFrame of ``output_columns`` out (same index).
+        """Score raw feature columns: DataFrame in, DataFrame of ``frame_columns()`` out (same index).
 
         context: what a model reads beyond the frame (sequence models: ``events``, ``as_of``), passed to
         ``frame_inputs``.
         """
+        return self.output_frame(self.predict_arrays(self.frame_tensors(df, **context), batch_size), df.index)
+
+    def frame_tensors(self, df: pd.DataFrame, **context) -> dict[str, torch.Tensor]:
+        """The model's input tensors for raw rows: preprocessed features plus ``frame_inputs``."""
         if self.preprocessor is None:
             raise RuntimeError(f"model '{self.name}' has no preprocessor attached; train it or load a checkpoint")
         cat, num = self.preprocessor.transform(df)
         tensors = {"cat": torch.from_numpy(cat), "num": torch.from_numpy(num)}
         tensors.update(self.frame_inputs(df, **context))
-        out = self.predict_arrays(tensors, batch_size)
-        return pd.DataFrame(out, index=df.index)
+        return tensors
+
+    def frame_columns(self) -> list[str]:
+        """The columns ``predict_frame`` returns (default: ``output_columns``)."""
+        return list(self.output_columns)
+
+    def output_frame(self, arrays: dict[str, np.ndarray], index=None) -> pd.DataFrame:
+        """``predict_arrays`` output as a DataFrame of ``frame_columns()`` (a model with [n, k] outputs names
+        their columns by overriding both)."""
+        return pd.DataFrame({k: arrays[k] for k in self.frame_columns()}, index=index)
 
     def input_columns(self) -> list[str]:
         """The raw columns ``predict_frame`` reads (the preprocessor's feature columns)."""

@@ -31,7 +31,6 @@ def thermometer(c: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
 
 @register_model("dipn")
 class IsotonicResponseNet(PromoModel):
-    view = "response"
     task = "response"
     required_keys = ("cat", "num", "treatment", "y")
     defaults = {
@@ -45,7 +44,8 @@ class IsotonicResponseNet(PromoModel):
         "monotone": True,  # False = the unconstrained MLP baseline (c is an input feature)
         "direction": 1,  # +1: response non-decreasing in the incentive; -1: non-increasing
     }
-    tiny_params = {"hidden": [8]}
+    test_params = [{"hidden": [8]}, {"hidden": [8], "monotone": False}]
+    output_columns = ("p", "curve")  # curve [N, K+1]: the purchase probability at every knot
     monitor = ("val/loss", "min")
 
     def __init__(self, spec, **hparams):
@@ -64,7 +64,6 @@ class IsotonicResponseNet(PromoModel):
         extra = 0 if hp.monotone else 1
         self.trunk = mlp(self.encoder.out_dim + extra, list(hp.hidden)[:-1], list(hp.hidden)[-1], hp.dropout)
         self.head = nn.Linear(list(hp.hidden)[-1], 1 + (k if hp.monotone else 0))
-        self.output_columns = ("p",) + tuple(f"p_at_{level:g}" for level in self.levels)
         self.metrics = nn.ModuleDict({f"{s}_auc": BinaryAUROC() for s in ("val", "test")})
 
     def default_knots(self) -> list[float]:
@@ -113,10 +112,7 @@ class IsotonicResponseNet(PromoModel):
         c = batch["treatment"] if "treatment" in batch else torch.zeros(len(h), device=h.device)
         logit, w = self.logits_at(h, c)
         curve = torch.sigmoid(self.curve_logits(h))
-        out = {"logit": logit, "p": torch.sigmoid(logit), "curve": curve, "increments": w}
-        for j, level in enumerate(self.levels):
-            out[f"p_at_{level:g}"] = curve[:, j]
-        return out
+        return {"logit": logit, "p": torch.sigmoid(logit), "curve": curve, "increments": w}
 
     def smoothness_penalty(self, w: torch.Tensor) -> torch.Tensor:
         """Mean squared difference of neighbouring slopes w_k / (t_k - t_{k-1}); 0 for a logit-linear curve."""
@@ -143,6 +139,15 @@ class IsotonicResponseNet(PromoModel):
         auc = self.metrics[f"{stage}_auc"]
         auc.update(out["p"], batch["y"].long())
         self.log(f"{stage}/auc", auc, on_step=False, on_epoch=True)
+
+    def frame_columns(self) -> list[str]:
+        """``p`` at the logged incentive, then ``p_at_<level>`` for every knot (the curve's columns)."""
+        return ["p", *(f"p_at_{level:g}" for level in self.levels)]
+
+    def output_frame(self, arrays, index=None) -> pd.DataFrame:
+        frame = pd.DataFrame(np.asarray(arrays["curve"]), columns=self.frame_columns()[1:], index=index)
+        frame.insert(0, "p", arrays["p"])
+        return frame
 
     def frame_inputs(self, df: pd.DataFrame) -> dict[str, torch.Tensor]:
         name = self.spec.treatment.name if self.spec.treatment else "incentive"

@@ -1,16 +1,23 @@
 """The model registry: ``@register_model("name")`` on a PromoModel subclass.
 
-Outside packages register models through the ``deepromo.models`` entry-point group
-(value: ``package.module:ModelClass``); they are loaded on the first lookup.
+A built-in model lives in ``deepromo/models/<name>.py`` (or a ``<name>/`` package) and is imported on
+its first lookup, so scoring one model never imports another's libraries (e.g. PyG for gat). Outside
+packages register models through the ``deepromo.models`` entry-point group (value:
+``package.module:ModelClass``); they are loaded on the first lookup too.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import pkgutil
 from importlib.metadata import entry_points
+from pathlib import Path
 
 _REGISTRY: dict[str, type] = {}
 _ENTRY_POINTS_LOADED = False
 ENTRY_POINT_GROUP = "deepromo.models"
+INFRASTRUCTURE = ("base", "registry", "layers", "losses")  # modules of this package that are not models
 
 
 class UnknownModelError(KeyError):
@@ -31,6 +38,17 @@ def register_model(name: str):
     return decorator
 
 
+def _builtin_modules() -> list[str]:
+    """Names of the model modules and packages in ``deepromo/models/``."""
+    here = [str(Path(__file__).resolve().parent)]
+    return [m.name for m in pkgutil.iter_modules(here) if m.name not in INFRASTRUCTURE]
+
+
+def _import_builtin(name: str) -> None:
+    if name in _builtin_modules():
+        importlib.import_module(f"{__package__}.{name}")
+
+
 def _load_entry_points() -> None:
     global _ENTRY_POINTS_LOADED
     if _ENTRY_POINTS_LOADED:
@@ -42,13 +60,19 @@ def _load_entry_points() -> None:
 
 
 def list_models() -> list[str]:
-    """Names of all registered models, sorted."""
+    """Names of all registered models, sorted (imports every model module)."""
+    for name in _builtin_modules():
+        importlib.import_module(f"{__package__}.{name}")
     _load_entry_points()
     return sorted(_REGISTRY)
 
 
 def get_model_class(name: str) -> type:
-    _load_entry_points()
+    """The class registered as ``name`` (importing only its own module when it is a built-in model)."""
     if name not in _REGISTRY:
-        raise UnknownModelError(f"unknown model '{name}'; registered models are {sorted(_REGISTRY)}")
+        _import_builtin(str(name))
+    if name not in _REGISTRY:
+        _load_entry_points()
+    if name not in _REGISTRY:
+        raise UnknownModelError(f"unknown model '{name}'; registered models are {list_models()}")
     return _REGISTRY[name]

@@ -29,7 +29,6 @@ INACTIVE, UNENGAGED, ENGAGED = 0, 1, 2
 
 @register_model("splc")
 class TwoStageSPLC(PromoModel):
-    view = "customer"
     task = "targeting"
     required_keys = ("cat", "num", "y_class")
     defaults = {
@@ -46,7 +45,9 @@ class TwoStageSPLC(PromoModel):
         "stage2_balanced": True,  # stage-2 loss gives (corrected) positives and negatives equal weight
         "decision_threshold": 0.5,  # stage-2 probability above which a customer is called prompted
     }
-    tiny_params = {"hidden": 8, "stage2_hidden": 8}
+    test_params = [{"hidden": 8, "stage2_hidden": 8},
+                   {"hidden": 8, "stage2_hidden": 8, "label_correction": False},
+                   {"hidden": 8, "stage2_hidden": 8, "correction": "neg_to_pos", "warmup_epochs": 0}]
     monitor = ("val/stage2_auc", "max")
     output_columns = ("p_inactive", "p_unengaged", "p_engaged", "p_active", "p_prompted", "score", "pred_prompted")
 

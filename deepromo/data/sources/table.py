@@ -102,7 +102,7 @@ import pyarrow.parquet as pq
 
 from deepromo.data.sources import register_source
 from deepromo.data.tables import CanonicalData, DataValidationError
-from deepromo.data.views import behaviour_features
+from deepromo.data.features import behaviour_features
 
 NAME = "table"
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -20,11 +19,10 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from deepromo.data.sources import load_source
-from deepromo.data.views import build_view
-from deepromo.evaluation import EVALUATORS, format_table, model_outputs, task_plots
 from deepromo.models.base import PromoModel, to_primitive
-from deepromo.models.baselines import BASELINES, POSTPROCESS
 from deepromo.models.registry import get_model_class
+from deepromo.reporting.render import format_table
+from deepromo.tasks import get_task, model_datamodule
 
 log = logging.getLogger("deepromo")
 
@@ -61,9 +59,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, logger=False, callbacks=(), ch
 
 
 def fit_model(cls, dm, params: dict, cfg: DictConfig, run_dir: Path, logger=False, callbacks=()):
-    """Build ``cls`` from the datamodule's spec + params, train it, and attach the preprocessor."""
-    model: PromoModel = cls(dm.spec, **{**cls.hparams_from_data(dm), **params})
-    model.preprocessor = dm.preprocessor
+    """Build ``cls`` from the datamodule (``from_datamodule``) with ``params`` and train it."""
+    model: PromoModel = cls.from_datamodule(dm, **params)
     trainer = build_trainer(cfg, run_dir, logger, callbacks, checkpointing=bool(callbacks))
     started = time.perf_counter()
     trainer.fit(model, datamodule=dm)
@@ -79,11 +76,9 @@ def make_logger(cfg: DictConfig, run_dir: Path):
     if kind == "csv":
         return pl.loggers.CSVLogger(save_dir=str(run_dir), name="csv")
     if kind == "mlflow":
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.logger.tracking_uri
-        import mlflow
+        from deepromo.serving.tracking import use_tracking
 
-        mlflow.set_tracking_uri(uri)  # the registry and pyfunc logging use the same store
+        uri = use_tracking(cfg.logger.tracking_uri)  # the registry and pyfunc logging use the same store
         return pl.loggers.MLFlowLogger(
             experiment_name=cfg.logger.experiment_name,
             tracking_uri=uri,
@@ -97,12 +92,14 @@ def make_logger(cfg: DictConfig, run_dir: Path):
 
 def curated_params(cfg: DictConfig, model: PromoModel) -> dict[str, Any]:
     """A flat set of params for the tracker (MLflow caps value length, so no nested blobs)."""
-    params = {"model": cfg.model.name, "data": cfg.data.source, "seed": cfg.seed, "split": cfg.data.split}
+    params = {"model": cfg.model.name, "data": cfg.data.source, "seed": cfg.seed, "split": str(cfg.data.split)}
     for k, v in model.hparams.items():
         if k != "spec":
             params[f"model.{k}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
     for k, v in OmegaConf.to_container(cfg.data.options, resolve=True).items():
         params[f"data.{k}"] = v
+    for k, v in view_options(cfg).items():
+        params[f"data.view_options.{k}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
     params["trainer.max_epochs"] = cfg.trainer.max_epochs
     params["data.batch_size"] = cfg.data.batch_size
     return {k: (str(v)[:500] if isinstance(v, str) else v) for k, v in params.items()}
@@ -111,7 +108,8 @@ def curated_params(cfg: DictConfig, model: PromoModel) -> dict[str, Any]:
 @dataclass
 class TrainedRun:
     """What one training job leaves behind: the metrics dict (also in metrics.json), the canonical data, the
-    trained model, its datamodule and test evaluation, the run folder and the tracker run id (None without MLflow)."""
+    trained model, its datamodule and test evaluation, the run folder, the tracker run id (None without MLflow)
+    and the files the task and model wrote ({name: path}: plots, explanations, allocation plan)."""
 
     results: dict[str, Any]
     data: Any
@@ -120,6 +118,7 @@ class TrainedRun:
     evaluation: Any
     run_dir: Path
     mlflow_run_id: str | None
+    outputs: dict[str, Path]
 
 
 def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
@@ -131,6 +130,23 @@ def run(cfg: DictConfig, callbacks: tuple = ()) -> dict[str, Any]:
     return train_and_evaluate(cfg, callbacks).results
 
 
+def view_options(cfg: DictConfig) -> dict[str, Any]:
+    """The task view's own settings (``data.view_options``; none by default)."""
+    return to_primitive(cfg.data.get("view_options")) or {}
+
+
+def prepare_data(cfg: DictConfig, cls):
+    """(canonical data, set-up datamodule) of ``cfg.data`` for model class ``cls``: source -> its task's view
+    -> its task's datamodule."""
+    data = load_source(cfg.data.source, **OmegaConf.to_container(cfg.data.options, resolve=True))
+    dm = model_datamodule(cls, data, batch_size=int(cfg.data.batch_size), split=cfg.data.get("split"),
+                          seed=int(cfg.data.get("split_seed", cfg.seed)), params=to_primitive(cfg.model.params),
+                          view_options=view_options(cfg))
+    log.info("data '%s': %d rows (train %d / val %d / test %d)", cfg.data.source, len(dm.view),
+             *(len(dm.indices[s]) for s in ("train", "val", "test")))
+    return data, dm
+
+
 def train_and_evaluate(cfg: DictConfig, callbacks: tuple = ()) -> TrainedRun:
     """The job behind :func:`run`, returning the trained model, datamodule and evaluation too."""
     quiet_lightning()
@@ -138,14 +154,8 @@ def train_and_evaluate(cfg: DictConfig, callbacks: tuple = ()) -> TrainedRun:
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     cls = get_model_class(cfg.model.name)
-
-    data = load_source(cfg.data.source, **OmegaConf.to_container(cfg.data.options, resolve=True))
-    view = build_view(cls.view, data)
-    dm = cls.make_datamodule(view, batch_size=cfg.data.batch_size, split=cfg.data.split,
-                             seed=int(cfg.data.get("split_seed", cfg.seed)), params=to_primitive(cfg.model.params))
-    dm.setup()
-    log.info("data '%s': %d rows (train %d / val %d / test %d)", cfg.data.source, len(view),
-             *(len(dm.indices[s]) for s in ("train", "val", "test")))
+    task = get_task(cls.task)
+    data, dm = prepare_data(cfg, cls)
 
     logger = make_logger(cfg, run_dir)
     register = registry_enabled(cfg, logger)  # checked before training: a bad setting must not cost a run
@@ -156,16 +166,17 @@ def train_and_evaluate(cfg: DictConfig, callbacks: tuple = ()) -> TrainedRun:
     callbacks = [checkpoint, *extra_callbacks(cfg, monitor, mode), *callbacks]
     params = to_primitive(cfg.model.params)
     model, trainer = fit_model(cls, dm, params, cfg, run_dir, logger, callbacks)
-    val_eval = EVALUATORS[cls.task]({cfg.model.name: model_outputs(cls.task, model, dm, "val")}, dm, "val")
+    val_eval = task.evaluate({cfg.model.name: task.model_outputs(model, dm, task.splits_to_score("val"))}, dm, "val")
     trainer.test(model, datamodule=dm, verbose=False)
     model_path = run_dir / "model.ckpt"
     model.save(model_path)
 
-    predictions = {cfg.model.name: model_outputs(cls.task, model, dm)}
+    splits = task.splits_to_score("test")
+    predictions = {cfg.model.name: task.model_outputs(model, dm, splits)}
     variants: dict[str, Any] = {}  # the same model variant is trained once even if two baselines use it
     for name, options in (cfg.model.get("baselines") or {}).items():
-        predictions[name] = run_baseline(name, options, cls, dm, params, cfg, run_dir, variants)
-    evaluation = EVALUATORS[cls.task](predictions, dm)
+        predictions[name] = run_baseline(name, options, cls, task, dm, params, cfg, run_dir, variants, splits)
+    evaluation = task.evaluate(predictions, dm, "test")
 
     results = {
         "model": cfg.model.name,
@@ -180,52 +191,21 @@ def train_and_evaluate(cfg: DictConfig, callbacks: tuple = ()) -> TrainedRun:
         "test": evaluation.table,
         "model_path": str(model_path),
     }
-    plot_paths = task_plots(cls.task, evaluation, dm, run_dir) + model.extra_outputs(dm, run_dir)
-    if cls.task == "response" and cfg.model.get("allocation"):
-        section, paths = allocation_section(cfg, evaluation.curves[cfg.model.name], dm, run_dir)
+    outputs = {**task.plots(evaluation, dm, run_dir), **model.extra_outputs(dm, run_dir)}
+    if cfg.model.get("allocation"):
+        section, paths = task.decide(cfg.model.allocation, predictions[cfg.model.name]["test"], dm, run_dir,
+                                     seed=int(cfg.seed))
         results["allocation"] = section
-        plot_paths += paths
+        outputs.update(paths)
     if register:  # before metrics.json is written, so the file (and its MLflow copy) names the version
         results["registered"] = register_model_version(cfg, logger, model, model_path, dm)
     (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     print(f"\n{cfg.model.name} on {cfg.data.source}: test metrics against {evaluation.target} "
           f"(n={evaluation.n_test})\n{format_table(evaluation.table)}\n\noutputs in {run_dir}")
     if logger:
-        log_to_tracker(logger, cfg, model, results, [run_dir / "metrics.json", *plot_paths, model_path])
+        log_to_tracker(logger, cfg, model, results, [run_dir / "metrics.json", *outputs.values(), model_path])
     run_id = logger.run_id if isinstance(logger, pl.loggers.MLFlowLogger) else None
-    return TrainedRun(results, data, model, dm, evaluation, run_dir, run_id)
-
-
-def allocation_section(cfg: DictConfig, curve: np.ndarray, dm, run_dir: Path) -> tuple[dict, list[Path]]:
-    """Budget scenarios from the model's predicted curves on the test customers (``model.allocation`` config):
-    ROI of the optimised plan vs uniform, random and oracle plans, a plot, and the plan as Parquet."""
-    from deepromo.decide.scenarios import budget_scenarios, plan_frame, plot_roi_by_budget, scenario_table
-    from deepromo.evaluation import true_curves
-
-    a = cfg.model.allocation
-    levels = tuple(dm.spec.treatment.levels)
-    frame = dm.view.frame.iloc[dm.indices["test"]]
-    margin = purchase_margin(frame, a)
-    true = true_curves(dm, "test", levels)
-    report, plans = budget_scenarios(curve, levels, margin, true, dict(a.scenarios), a.cost_model, a.contact_cost,
-                                     seed=int(cfg.seed))
-    print(f"\nallocation ({'judged on the true curves' if true is not None else 'judged on the predictions'}):\n"
-          f"{scenario_table(report)}")
-    plan_path = run_dir / "allocation_plan.parquet"
-    plan_frame(plans[a.plan_scenario], frame["customer_id"], levels, curve, margin, a.cost_model,
-               a.contact_cost).to_parquet(plan_path, index=False)
-    report["judged_on"] = "true curves" if true is not None else "predicted curves"
-    return report, [plot_roi_by_budget({k: v for k, v in report.items() if isinstance(v, dict)},
-                                       run_dir / "roi_by_budget.png"), plan_path]
-
-
-def purchase_margin(frame, allocation: DictConfig) -> np.ndarray:
-    """[n] margin of one purchase per row (money) from the ``model.allocation`` settings: ``margin_column`` x
-    ``margin_rate``, or the flat ``margin``; rows without a positive value get the median positive margin."""
-    a = allocation
-    margin = (frame[a.margin_column].to_numpy(dtype=np.float64) * a.margin_rate if a.margin_column
-              else np.full(len(frame), float(a.margin)))
-    return np.where(margin > 0, margin, np.median(margin[margin > 0]) if np.any(margin > 0) else 1.0)
+    return TrainedRun(results, data, model, dm, evaluation, run_dir, run_id, outputs)
 
 
 def registry_enabled(cfg: DictConfig, logger) -> bool:
@@ -241,7 +221,7 @@ def registry_enabled(cfg: DictConfig, logger) -> bool:
 
 def register_model_version(cfg: DictConfig, logger, model: PromoModel, model_path: Path, dm) -> dict:
     """Log the pyfunc model into the run, register a new version, point ``registry.alias`` at it."""
-    from deepromo import registry_mlflow
+    from deepromo.serving import mlflow_model as registry_mlflow
 
     example = registry_mlflow.input_example(model, dm.view.subset(dm.indices["test"]))
     info = registry_mlflow.log_model(
@@ -256,22 +236,26 @@ def register_model_version(cfg: DictConfig, logger, model: PromoModel, model_pat
     return {"name": cfg.registry.name, "version": int(version), "alias": cfg.registry.alias, "uri": info.model_uri}
 
 
-def run_baseline(name: str, options, cls, dm, params: dict, cfg: DictConfig, run_dir: Path, variants: dict):
-    """A classic baseline from BASELINES, or a variant of the same model (``variant: {hparam: value}``),
-    optionally followed by a ``postprocess`` step from POSTPROCESS (e.g. isotonic smoothing of its curves)."""
+def run_baseline(name: str, options, cls, task, dm, params: dict, cfg: DictConfig, run_dir: Path, variants: dict,
+                 splits: tuple[str, ...]) -> dict:
+    """``{split: outputs}`` of a baseline: one of the task's own (``task.baselines``), or a variant of the same
+    model (``variant: {hparam: value}``), optionally followed by a ``postprocess`` step of the task (e.g.
+    isotonic smoothing of its curves)."""
     options = to_primitive(options) or {}
     if "variant" in options:
         key = json.dumps(options["variant"], sort_keys=True)
         if key not in variants:
             variant, _ = fit_model(cls, dm, {**params, **options["variant"]}, cfg, run_dir / name)
-            variants[key] = model_outputs(cls.task, variant, dm)
+            variants[key] = task.model_outputs(variant, dm, splits)
         outputs = variants[key]
-    elif name in BASELINES:
-        outputs = BASELINES[name](dm, seed=int(cfg.seed))
     else:
-        raise KeyError(f"unknown baseline '{name}'; valid baselines are {sorted(BASELINES)} or a model variant")
-    if options.get("postprocess"):
-        outputs = POSTPROCESS[options["postprocess"]](outputs, dm)
+        outputs = task.run_baseline(name, dm, splits, seed=int(cfg.seed))
+    step = options.get("postprocess")
+    if step:
+        if step not in task.postprocess:
+            raise KeyError(f"baseline '{name}': unknown postprocess '{step}' for task '{task.name}'; "
+                           f"valid ones are {sorted(task.postprocess)}")
+        outputs = {s: task.postprocess[step](out, dm, s) for s, out in outputs.items()}
     return outputs
 
 

@@ -114,7 +114,7 @@ def score_file(
     input_path: ``.csv``, ``.csv.gz``, ``.parquet`` or ``.pq``; it must hold every column the model's
         preprocessor needs (checked from the header/schema before anything is scored).
     output_path: ``.parquet`` or ``.pq``. Columns: ``id_columns``, then ``keep_columns``, then the model's
-        ``output_columns``; one row per input row, in input order.
+        ``frame_columns()``; one row per input row, in input order.
     chunk_size: rows read and scored at a time (bounds memory).
     id_columns: copied to the output first; default ``["customer_id"]`` if the file has it, else none.
     keep_columns: more input columns copied to the output after the ids.
@@ -143,7 +143,7 @@ def score_file(
     model = _resolve_model(model_source)
     pre = model.preprocessor
     model_columns = model.input_columns()
-    output_columns = list(model.output_columns)
+    output_columns = model.frame_columns()
 
     file_columns, total_rows = _file_columns(input_path, fmt)
     present = set(file_columns)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from deepromo.decide.clustering import (
     segment_profile,
     select_k,
 )
-from deepromo.decide.segments import rfm_scores, rfm_segment, rfm_table
+from deepromo.data.features import rfm_table
+from deepromo.decide.rfm import rfm_scores, rfm_segment
 
 log = logging.getLogger("deepromo")
 
@@ -178,10 +178,9 @@ def log_artifacts(cfg: DictConfig, run_name: str, metrics: dict, params: dict, p
     Uses an explicit client, so no global MLflow state (active run or experiment) is left behind."""
     if cfg.logger.kind != "mlflow":
         return None
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from mlflow.tracking import MlflowClient
+    from deepromo.serving.tracking import tracking_client
 
-    client = MlflowClient(os.environ.get("MLFLOW_TRACKING_URI") or cfg.logger.tracking_uri)
+    client = tracking_client(cfg.logger.tracking_uri)
     experiment = client.get_experiment_by_name(cfg.logger.experiment_name)
     experiment_id = (experiment.experiment_id if experiment else
                      client.create_experiment(cfg.logger.experiment_name, cfg.logger.get("artifact_location")))

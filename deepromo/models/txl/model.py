@@ -118,17 +118,16 @@ class TXLLayer(nn.Module):
 
 @register_model("txl")
 class TransformerXLPurchase(PromoModel):
-    view = "purchase"
     task = "purchase"
     required_keys = ("cat", "num", "seq_cat", "seq_num", "seq_mask", "seq_dt", "y")
     defaults = {
         "encoder": "txl",  # txl | gru | bilstm (the recurrent baselines over the same inputs and head)
-        "d_model": 256,  # hidden size (paper: 256)
-        "n_heads": 8,  # attention heads (paper: 8)
+        "d_model": 64,  # hidden size (paper: 256, experiment=txl_paper)
+        "n_heads": 4,  # attention heads (paper: 8)
         "n_layers": 2,  # Transformer-XL layers (recurrent layers for gru / bilstm)
-        "d_inner": 512,  # feed-forward hidden size
+        "d_inner": 128,  # feed-forward hidden size (paper size: 512)
         "dropout": 0.2,  # dropout (paper: 0.2)
-        "lr": 2e-4,  # AdamW learning rate (paper: 2e-4)
+        "lr": 1e-3,  # AdamW learning rate (paper: 2e-4 for its larger model)
         "weight_decay": 0.01,
         "max_len": 64,  # newest events read per customer
         "seg_len": 16,  # events per segment
@@ -140,8 +139,12 @@ class TransformerXLPurchase(PromoModel):
         "focal_alpha": 0.75,  # weight of positives (1 - alpha for negatives); < 0 = unweighted
         "prior": None,  # prior purchase rate for the output bias; from the training labels when None
     }
-    tiny_params = {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_inner": 32, "max_len": 16, "seg_len": 8,
-                   "mem_len": 8, "head_hidden": 8, "lr": 3e-3}
+    test_params = [
+        {"d_model": 16, "n_heads": 2, "n_layers": 1, "d_inner": 32, "max_len": 16, "seg_len": 8, "mem_len": 8,
+         "head_hidden": 8, "lr": 3e-3},
+        {"encoder": "gru", "d_model": 16, "n_layers": 1, "max_len": 16, "head_hidden": 8, "lr": 3e-3},
+        {"encoder": "bilstm", "d_model": 16, "n_layers": 1, "max_len": 16, "head_hidden": 8, "lr": 3e-3},
+    ]
     monitor = ("val/auc", "max")
     output_columns = ("p",)
     predict_batch_size = 1024
@@ -192,7 +195,7 @@ class TransformerXLPurchase(PromoModel):
 
     @classmethod
     def datamodule_options(cls, params: dict) -> dict:
-        return {"sequence_length": int(params.get("max_len", cls.defaults["max_len"]))}
+        return {"sequence_length": int({**cls.defaults, **params}["max_len"])}
 
     # --- encoders -----------------------------------------------------------------------
     def embed_events(self, seq_cat: torch.Tensor, seq_num: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+from deepromo.serving.tracking import disable_telemetry
+
+disable_telemetry()
 
 import mlflow  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
@@ -30,7 +32,7 @@ class DeepromoPyfunc(mlflow.pyfunc.PythonModel):
     """Scores a DataFrame of raw feature columns with a deepromo checkpoint; returns its output columns."""
 
     def load_context(self, context) -> None:
-        from deepromo.loading import load_model
+        from deepromo.serving.checkpoints import load_model
 
         self.model = load_model(context.artifacts["checkpoint"])
 

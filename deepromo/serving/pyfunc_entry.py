@@ -5,6 +5,6 @@ MLflow copies this file into the model and runs it on load; it only names the wr
 
 import mlflow
 
-from deepromo.registry_mlflow import DeepromoPyfunc
+from deepromo.serving.mlflow_model import DeepromoPyfunc
 
 mlflow.models.set_model(DeepromoPyfunc())

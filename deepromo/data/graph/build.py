@@ -7,7 +7,7 @@
 Nodes (``num_nodes``, ``x_cat`` [N, Nc] long with 0 = unknown, ``x_num`` [N, Nn] float32 and
 ``x`` = ``x_num`` on every node store)
     customer  one per row of ``data.customers`` (table order). ``x_num``: the customers table's
-              numeric columns plus ``views.behaviour_features`` (RFM and 7/30/90-day windows) computed
+              numeric columns plus ``features.behaviour_features`` (RFM and 7/30/90-day windows) computed
               from the events *before the graph's cut*; count/money/day columns are log1p-scaled, then
               every column is standardised with the mean / std of the train graph (so the test graph,
               whose later cut gives other raw values, is on the same scale). ``x_cat``: the customers
@@ -103,7 +103,7 @@ from torch_geometric.data import HeteroData
 
 from deepromo.data.spec import GraphSpec
 from deepromo.data.tables import CanonicalData, DataValidationError
-from deepromo.data.views import COUNT_LIKE_PREFIXES, behaviour_features, static_columns
+from deepromo.data.features import COUNT_LIKE_PREFIXES, behaviour_features, static_columns
 
 NODE_TYPES = ("customer", "product", "offer")
 PURCHASED = ("customer", "purchased", "product")

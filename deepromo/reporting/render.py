@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["Section", "markdown_table", "render_markdown", "render_html", "write_report"]
+__all__ = ["Section", "format_table", "markdown_table", "render_markdown", "render_html", "write_report"]
 
 HTML_STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto;
@@ -32,6 +32,16 @@ class Section:
 
     title: str
     body: str
+
+
+def format_table(table: dict[str, dict[str, float]], digits: int = 3) -> str:
+    """A Markdown table of a metrics table ``{method: {metric: value}}``: one row per method."""
+    metrics = list(dict.fromkeys(k for row in table.values() for k in row))
+    lines = ["| method | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for method, row in table.items():
+        cells = [f"{row[m]:.{digits}f}" if m in row else "" for m in metrics]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _cell(value, fmt: str | Callable | None) -> str:

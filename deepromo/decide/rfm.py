@@ -1,11 +1,12 @@
-"""RFM table, quintile scores and named RFM segments (vectorised pandas; no per-customer Python loops)."""
+"""RFM quintile scores and named RFM segments (vectorised pandas). The RFM values come from
+``deepromo.data.features.rfm_table``."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["rfm_table", "rfm_scores", "rfm_segment", "RFM_TOP_SEGMENTS", "RFM_SEGMENTS", "RFM_SEGMENT_GRID"]
+__all__ = ["rfm_scores", "rfm_segment", "RFM_TOP_SEGMENTS", "RFM_SEGMENTS", "RFM_SEGMENT_GRID"]
 
 RFM_TOP_SEGMENTS = ("champions", "loyal", "potential_loyalists")
 
@@ -25,52 +26,6 @@ RFM_SEGMENT_GRID = (
 )
 
 
-def rfm_table(events: pd.DataFrame, customers, as_of: float) -> pd.DataFrame:
-    """Recency / frequency / monetary per customer from canonical events.
-
-    events: canonical events (customer_id, ts [days], event_type, amount); purchases are rows with
-    event_type == "purchase" and ts <= as_of (later rows are ignored: no look-ahead).
-    customers: [C] customer ids (pd.Series / array / list), unique; the output rows, in this order.
-    as_of: day at which recency is measured.
-    Returns DataFrame indexed by customer_id with recency_days (float, as_of − last purchase ts),
-    frequency (int64, number of purchases), monetary (float64, sum of purchase amounts).
-    Customers without a purchase get recency_days = as_of + 1 (worse than any observed recency, since
-    ts >= 0), frequency 0, monetary 0.
-    """
-    missing = [c for c in ("customer_id", "ts", "event_type", "amount") if c not in events.columns]
-    if missing:
-        raise ValueError(f"events: missing column(s) {missing}; expected canonical events with "
-                         f"customer_id, ts, event_type, amount (has {list(events.columns)})")
-    as_of = float(as_of)
-    if not np.isfinite(as_of):
-        raise ValueError(f"as_of: expected a finite day number, got {as_of!r}")
-    ids = pd.Index(np.asarray(customers), name="customer_id")
-    if ids.has_duplicates:
-        raise ValueError(f"customers: expected unique ids, found duplicates e.g. {ids[ids.duplicated()][:5].tolist()}")
-
-    et = events["event_type"]
-    is_purchase = (et == "purchase").to_numpy(dtype=bool, na_value=False)
-    ts = events["ts"].to_numpy(dtype=np.float64)
-    mask = is_purchase & (ts <= as_of)
-    purch = pd.DataFrame({
-        "customer_id": events["customer_id"].to_numpy()[mask],
-        "ts": ts[mask],
-        "amount": events["amount"].to_numpy(dtype=np.float64)[mask],
-    })
-    g = purch.groupby("customer_id", sort=False).agg(
-        last=("ts", "max"), frequency=("ts", "size"), monetary=("amount", "sum")
-    ).reindex(ids)
-    out = pd.DataFrame(
-        {
-            "recency_days": (as_of - g["last"]).fillna(as_of + 1.0).astype(np.float64),
-            "frequency": g["frequency"].fillna(0).astype(np.int64),
-            "monetary": g["monetary"].fillna(0.0).astype(np.float64),
-        },
-        index=ids,
-    )
-    return out
-
-
 def _quantile_score(values: pd.Series, n_bins: int) -> pd.Series:
     """Scores 1..n_bins from the mid-rank share; tied values always share a score (larger value = higher score)."""
     n = len(values)
@@ -82,7 +37,7 @@ def _quantile_score(values: pd.Series, n_bins: int) -> pd.Series:
 def rfm_scores(rfm: pd.DataFrame, n_bins: int = 5) -> pd.DataFrame:
     """R, F, M scores 1..n_bins (n_bins = best: most recent, most frequent, highest spend).
 
-    rfm: output of :func:`rfm_table`. Equal-count bins on ranks: score = floor((r − 0.5)/N · n_bins) + 1
+    rfm: output of :func:`deepromo.data.features.rfm_table`. Equal-count bins on ranks: score = floor((r − 0.5)/N · n_bins) + 1
     with r the average rank. Without ties this gives equal-sized quantile bins (as ``pd.qcut`` on ranks);
     unlike ``qcut(rank(method="first"))`` tied customers are never split across scores (e.g. all
     zero-purchase customers share one F score), so bins can be unequal when ties are large.

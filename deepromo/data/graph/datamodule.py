@@ -1,8 +1,8 @@
-"""The offer-graph task view and its datamodule: (customer, offer) redemption pairs served as graph batches.
+"""The offer-graph datamodule: (customer, offer) redemption pairs of an ``offer_graph`` view served as graph batches.
 
-``offer_graph_view(data)`` builds the :class:`~deepromo.data.graph.OfferGraph` and a TaskView whose
-frame holds one row per positive pair (``customer_id``, ``offer_id``, ``ts``, ``split``, ``redeemed`` = 1).
-The split is the graph's own leak-free split (time, or customer-disjoint; see ``deepromo.data.graph``).
+The view (``deepromo.data.views.offer_graph_view``) holds one row per positive pair (``customer_id``,
+``offer_id``, ``ts``, ``split``, ``redeemed`` = 1) and the graph; the split is the graph's own leak-free split
+(time, or customer-disjoint; see ``deepromo.data.graph.build``).
 
 ``OfferGraphDataModule`` serves it:
 
@@ -25,52 +25,32 @@ val / test  one batch: the split's *full* message graph (no sampling), its pairs
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
-from deepromo.data.graph import EXPOSED, REDEEMED, SPLITS, OfferGraph, build_offer_graph, reverse_edge_type
-from deepromo.data.graph_sampling import HeteroNeighbourSampler, edge_keys
+from deepromo.data.graph.build import EXPOSED, REDEEMED, SPLITS, OfferGraph, reverse_edge_type
+from deepromo.data.graph.sampling import HeteroNeighbourSampler, edge_keys
 from deepromo.data.spec import FeatureSpec, LabelSpec
-from deepromo.data.tables import CanonicalData, DataValidationError
+from deepromo.data.tables import DataValidationError
 from deepromo.data.views import TaskView
-
-
-def offer_graph_view(data: CanonicalData, **graph_options) -> TaskView:
-    """One row per positive (customer, offer) pair of every split; the OfferGraph rides along as ``view.graph``."""
-    og = build_offer_graph(data, **graph_options)
-    frames = []
-    for s in SPLITS:
-        p = og.pairs(s).numpy()
-        frames.append(pd.DataFrame({
-            "customer_id": og.node_ids["customer"][p[0]],
-            "offer_id": og.node_ids["offer"][p[1]],
-            "ts": og.pair_times[s].numpy(),
-            "split": s,
-            "redeemed": np.ones(p.shape[1], dtype=np.float32),
-        }))
-    frame = pd.concat(frames, ignore_index=True)
-    return TaskView(frame=frame, categorical=[], numeric=[], targets={"y": "redeemed"}, time_column="ts",
-                    label_classes={"redeemed": ("no", "yes")}, name="offer_graph", graph=og)
 
 
 class OfferGraphDataModule(pl.LightningDataModule):
     """Serves an offer-graph view as graph batches (see the module docstring).
 
-    batch_size: training pairs per batch. split: ignored (the graph's own split is used; accepted so the
-    training job can build every datamodule alike). seed: shuffling and sampling seed.
+    batch_size: training pairs per batch (the split is the graph's own). seed: shuffling and sampling seed.
     fanout: edges drawn per node, edge type and hop (one entry per message-passing layer).
     num_negatives: sampled non-redeemed offers per positive pair. hard_negative_share: share of them drawn
     from the customer's exposed offers.
     """
 
-    def __init__(self, view: TaskView, batch_size: int = 256, split: str | None = None, seed: int = 0,
+    def __init__(self, view: TaskView, batch_size: int = 256, seed: int = 0,
                  fanout=(10, 5), num_negatives: int = 4, hard_negative_share: float = 0.5):
         super().__init__()
         if getattr(view, "graph", None) is None:
             raise DataValidationError(f"view '{view.name}' carries no offer graph; build it with "
-                                      "deepromo.data.graph_datamodule.offer_graph_view(data)")
+                                      "deepromo.data.views.build_view('offer_graph', data)")
         if not 0.0 <= float(hard_negative_share) <= 1.0:
             raise ValueError(f"hard_negative_share must be in [0, 1], got {hard_negative_share!r}")
         if int(num_negatives) < 1:
@@ -212,4 +192,4 @@ def _csr(edge_index: torch.Tensor, n_src: int) -> tuple[torch.Tensor, torch.Tens
     return ptr, edge_index[1][order]
 
 
-__all__ = ["OfferGraphDataModule", "offer_graph_view"]
+__all__ = ["OfferGraphDataModule"]

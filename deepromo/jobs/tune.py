@@ -2,7 +2,7 @@
 
 ``python train.py model=splc hparams_search=splc`` runs a study: each trial copies the composed
 config, applies the trial's values (dotted keys such as ``model.params.tau``) and calls
-``deepromo.pipeline.run`` — the very function behind a plain ``train.py`` run. The study lives in
+``deepromo.jobs.train.run`` — the very function behind a plain ``train.py`` run. The study lives in
 an RDB storage (SQLite file by default, any SQLAlchemy URL), so a killed study resumes with
 ``load_if_exists`` and several processes started on the same study share its trial budget.
 The Hydra Optuna sweeper is not used: it pins optuna<3.
@@ -24,9 +24,9 @@ import optuna
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from deepromo.pipeline import quiet_lightning, run
+from deepromo.jobs.train import quiet_lightning, run
 
-log = logging.getLogger("deepromo.tuning")
+log = logging.getLogger("deepromo.jobs.tune")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
 PRUNERS = {"median": optuna.pruners.MedianPruner, "none": optuna.pruners.NopPruner}
@@ -148,13 +148,9 @@ class Tracker:
         self.client = self.parent = None
         if cfg.logger.kind != "mlflow":
             return
-        import os
+        from deepromo.serving.tracking import tracking_client
 
-        import mlflow
-
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.logger.tracking_uri
-        mlflow.set_tracking_uri(uri)
-        self.client = mlflow.tracking.MlflowClient(uri)
+        self.client = tracking_client(cfg.logger.tracking_uri)
         exp = self.client.get_experiment_by_name(cfg.logger.experiment_name)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(cfg.logger.experiment_name)
         hs = cfg.hparams_search

@@ -24,7 +24,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     primitives, so no code from the file is executed.
     """
     if is_model_uri(path):
-        from deepromo.registry_mlflow import download_checkpoint  # imports mlflow only when needed
+        from deepromo.serving.mlflow_model import download_checkpoint  # imports mlflow only when needed
 
         path = download_checkpoint(path)
     path = os.fspath(path)

@@ -26,6 +26,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from deepromo.data.sources import load_source
+from deepromo.data.tables import true_response_curves
 from deepromo.data.views import build_view
 from deepromo.decide.allocation import expected_value_and_cost, random_plan
 from deepromo.decide.campaign import (
@@ -37,13 +38,13 @@ from deepromo.decide.campaign import (
     sample_size_proportions,
 )
 from deepromo.decide.rollout import logged_rollout, simulate_rollout
-from deepromo.decide.scenarios import budget_scenarios, plot_roi_by_budget, scenario_table
+from deepromo.decide.scenarios import budget_scenarios, plot_roi_by_budget, purchase_margin, scenario_table
 from deepromo.decide.targeting import rfm_rule_plan, top_share_plan
-from deepromo.evaluation import format_table
-from deepromo.pipeline import TrainedRun, purchase_margin, train_and_evaluate
-from deepromo.plots import plot_qini_curves, saved_figure
-from deepromo.report_render import Section, markdown_table, write_report
-from deepromo.segmentation import Segmentation, segment_customers, segmentation_options, write_segmentation
+from deepromo.jobs.segment import Segmentation, segment_customers, segmentation_options, write_segmentation
+from deepromo.jobs.train import TrainedRun, train_and_evaluate
+from deepromo.reporting.plots import plot_qini_curves, saved_figure
+from deepromo.reporting.render import Section, format_table, markdown_table, write_report
+from deepromo.tasks import get_task
 
 log = logging.getLogger("deepromo")
 
@@ -55,7 +56,6 @@ ROLLOUT_METRICS = {
     "net revenue per customer": Metric("net_revenue", "mean"),
     "average order value": Metric("revenue", "mean", among="purchased"),
 }
-SUPPORTED_TASKS = ("response", "targeting")
 
 
 @dataclass
@@ -74,8 +74,7 @@ class CampaignPlan:
 
 
 def _has_truth(data, levels) -> bool:
-    need = {f"true_p_{float(lv):g}" for lv in levels} | {"basket_value"}
-    return data.truth is not None and need <= set(data.truth.columns)
+    return true_response_curves(data.truth, levels) is not None and "basket_value" in data.truth.columns
 
 
 def rollout_population(cfg: DictConfig, trained: TrainedRun):
@@ -86,18 +85,16 @@ def rollout_population(cfg: DictConfig, trained: TrainedRun):
         options = OmegaConf.to_container(cfg.data.options, resolve=True)
         options.update(n_customers=int(r.cohort_size), seed=int(cfg.seed) + int(r.cohort_seed_offset))
         cohort = load_source("synthetic", **options)
-        return cohort, build_view(type(trained.model).view, cohort).frame, True
+        return cohort, build_view(get_task(type(trained.model).task).view, cohort).frame, True
     frame = trained.dm.view.frame.iloc[trained.dm.indices["test"]]
     return trained.data, frame, False
 
 
 def score_population(model, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-    """(uplift score [n], predicted curve [n, L] or None) of a trained response or targeting model."""
-    out = model.predict_frame(frame)
-    if type(model).task == "response":
-        curve = out[[c for c in out.columns if c.startswith("p_at_")]].to_numpy(dtype=np.float64)
-        return curve[:, -1] - curve[:, 0], curve
-    return out["score"].to_numpy(dtype=np.float64), None
+    """(uplift score [n], predicted curve [n, L] or None) of a trained model whose task plans campaigns."""
+    task = get_task(type(model).task)
+    outputs = task.frame_outputs(model, frame)
+    return np.asarray(task.uplift_score(outputs), dtype=np.float64), outputs.get("curve")
 
 
 def plan_campaign(cfg: DictConfig, model, frame: pd.DataFrame, seg: Segmentation, simulated: bool,
@@ -113,8 +110,8 @@ def plan_campaign(cfg: DictConfig, model, frame: pd.DataFrame, seg: Segmentation
     level = int(r.target_level) if r.get("target_level") else max(1, len(levels) // 2)
     if predicted is not None and simulated:
         a = cfg.model.allocation
-        margin = purchase_margin(frame, a)
-        true = data.truth.set_index("customer_id").loc[ids, [f"true_p_{lv:g}" for lv in levels]].to_numpy()
+        margin = purchase_margin(frame, a.margin_column, a.margin_rate, a.margin)
+        true = true_response_curves(data.truth.set_index("customer_id").loc[ids].reset_index(), levels)
         report, plans = budget_scenarios(predicted, levels, margin, true, dict(a.scenarios), a.cost_model,
                                          a.contact_cost, uniform_level=level, seed=int(cfg.seed))
         budget = report[r.scenario]["budget"]
@@ -246,14 +243,14 @@ def plot_rollout_lift(table: pd.DataFrame, path: Path, metric: str = "conversion
 
 
 def qini_plot(trained: TrainedRun, run_dir: Path) -> Path | None:
-    """Qini curves of the model and its baselines on the training data's test split (response models)."""
-    if type(trained.model).task != "response":
+    """Qini curves of the model and its baselines on the training data's test split (tasks with uplift curves)."""
+    scores = get_task(type(trained.model).task).qini_scores(trained.evaluation)
+    if scores is None:
         return None
     dm = trained.dm
     test = dm.view.frame.iloc[dm.indices["test"]]
     t = (test[dm.view.extras.get("treatment", "incentive")].to_numpy() > 0).astype(np.int64)
     y = test[dm.view.targets["y"]].to_numpy().astype(np.int64)
-    scores = {name: curve[:, -1] - curve[:, 0] for name, curve in trained.evaluation.curves.items()}
     scores["random"] = np.random.default_rng(0).random(len(y))
     return plot_qini_curves(y, t, scores, run_dir / "qini_curves.png",
                             f"Qini on the test split (n={len(y)}): uplift at the top level")
@@ -311,8 +308,8 @@ def build_sections(cfg, trained: TrainedRun, seg: Segmentation, plan: CampaignPl
             f"Test split of the training data (n = {results['n_test']:,}), target: {results['target']}.",
             format_table(results["test"]),
             _image(plots.get("qini"), "Qini curves"),
-            _image(trained.run_dir / "response_curves.png", "response curves"),
-            _image(trained.run_dir / "gain_curve.png", "gain curve"),
+            *(_image(path, name.replace("_", " ")) for name, path in trained.outputs.items()
+              if Path(path).suffix == ".png" and name != "roi_by_budget"),
         ])),
         Section("Whom to target with what incentive", "\n\n".join([
             " ".join(plan.notes),
@@ -357,10 +354,10 @@ def run_decision_report(cfg: DictConfig) -> dict:
     """``python report.py``: the whole chain; returns a summary (also written to report.json)."""
     trained = train_and_evaluate(cfg)
     run_dir = trained.run_dir
-    model_cls_task = type(trained.model).task
-    if model_cls_task not in SUPPORTED_TASKS:
-        raise ValueError(f"report.py needs a response or targeting model (dipn, splc); model '{cfg.model.name}' "
-                         f"is a {model_cls_task} model")
+    task = get_task(type(trained.model).task)
+    if not task.plans_campaigns:
+        raise ValueError(f"report.py needs a model whose task plans campaigns (response or targeting: dipn, splc); "
+                         f"model '{cfg.model.name}' is a {task.name} model")
     data, frame, simulated = rollout_population(cfg, trained)
     seg = segment_customers(data, **segmentation_options(cfg))
     files = write_segmentation(seg, run_dir)

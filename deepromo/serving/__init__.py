@@ -1,0 +1,1 @@
+"""Serving trained models: checkpoint loading, the MLflow model and registry, batch scoring."""

@@ -1,0 +1,121 @@
+"""The Task base class: what every task provides, and the Evaluation it returns.
+
+A task's baselines live in its own registry (``task.baselines``): ``fn(dm, splits, seed)`` trains on the
+datamodule's training rows and returns ``{split: outputs}`` for each requested split, in the same
+``outputs`` format that :meth:`Task.outputs` makes of a model's arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+Baseline = Callable[..., dict[str, Any]]
+
+
+@dataclass
+class Evaluation:
+    """Metrics per method on one split, what they were measured against, and plot data."""
+
+    table: dict[str, dict[str, float]]
+    target: str
+    n_test: int
+    curves: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)  # what the plots need besides the curves (e.g. levels)
+
+
+class Task:
+    """One prediction task. Subclasses set ``name`` and ``view`` and implement ``outputs``, ``evaluate``
+    and ``plots``; the default datamodule serves flat or sequence rows (``PromoDataModule``)."""
+
+    name: ClassVar[str] = "task"
+    view: ClassVar[str] = "customer"  # the task view (deepromo.data.views) its models train on
+    needs_validation: ClassVar[bool] = False  # the evaluator also reads every method's validation outputs
+    plans_campaigns: ClassVar[bool] = False  # its outputs rank customers for a campaign (report.py)
+
+    def __init__(self) -> None:
+        self.baselines: dict[str, Baseline] = {}
+        self.postprocess: dict[str, Callable[[dict, Any, str], dict]] = {}
+
+    def baseline(self, name: str):
+        """Decorator: register ``fn(dm, splits, seed) -> {split: outputs}`` as this task's baseline ``name``."""
+
+        def decorator(fn):
+            if name in self.baselines:
+                raise ValueError(f"task '{self.name}' already has a baseline named '{name}'")
+            self.baselines[name] = fn
+            return fn
+
+        return decorator
+
+    def run_baseline(self, name: str, dm, splits: Sequence[str], seed: int = 0) -> dict[str, Any]:
+        """``{split: outputs}`` of baseline ``name`` trained on ``dm``'s training rows."""
+        if name not in self.baselines:
+            raise KeyError(f"unknown baseline '{name}' for task '{self.name}'; its baselines are "
+                           f"{sorted(self.baselines)} (or a model variant: {{variant: {{hparam: value}}}})")
+        return self.baselines[name](dm, tuple(splits), seed=int(seed))
+
+    def make_datamodule(self, view, batch_size: int = 512, split: str | None = None, seed: int = 0,
+                        options: dict[str, Any] | None = None):
+        """The datamodule that serves ``view`` (options: the model's ``datamodule_options``)."""
+        from deepromo.data.datamodule import PromoDataModule
+
+        return PromoDataModule(view, batch_size=batch_size, split=split or "stratified", seed=seed,
+                               **(options or {}))
+
+    def splits_to_score(self, split: str) -> tuple[str, ...]:
+        """The splits whose outputs the evaluator of ``split`` reads."""
+        return ("val", split) if self.needs_validation and split != "val" else (split,)
+
+    def outputs(self, arrays: dict[str, np.ndarray], dm, split: str) -> dict[str, Any]:  # pragma: no cover
+        """A model's ``predict_split`` arrays on ``split`` -> what ``evaluate`` reads for one method."""
+        raise NotImplementedError
+
+    def model_outputs(self, model, dm, splits: Sequence[str]) -> dict[str, Any]:
+        """``{split: outputs}`` of a trained model."""
+        return {s: self.outputs(model.predict_split(dm, s), dm, s) for s in splits}
+
+    def evaluate(self, predictions: dict[str, dict[str, Any]], dm, split: str = "test") -> Evaluation:
+        """predictions: method -> {split: outputs} (``splits_to_score(split)``); metrics on ``split``."""
+        raise NotImplementedError  # pragma: no cover
+
+    def plots(self, evaluation: Evaluation, dm, run_dir: Path) -> dict[str, Path]:
+        """The task's plots of a test evaluation, written into ``run_dir``: ``{name: path}``."""
+        return {}
+
+    def decide(self, settings, outputs: dict[str, Any], dm, run_dir: Path, seed: int = 0):
+        """A decision section from a model's test outputs (config ``model.allocation``): ``(report, {name: path})``."""
+        raise ValueError(f"task '{self.name}' makes no budget allocation; remove model.allocation from the config")
+
+    def qini_scores(self, evaluation: Evaluation) -> dict[str, np.ndarray] | None:
+        """Per-method uplift scores of an evaluation for a Qini plot, or None when the task has none."""
+        return None
+
+    def uplift_score(self, outputs: dict[str, Any]) -> np.ndarray:
+        """[n] the score a campaign plan ranks customers by (tasks that plan campaigns)."""
+        raise NotImplementedError(f"task '{self.name}' does not plan campaigns")
+
+    def frame_outputs(self, model, frame, **context) -> dict[str, Any]:
+        """Outputs of a trained model on raw rows (``model.predict_frame``), as ``outputs`` would give them."""
+        raise NotImplementedError(f"task '{self.name}' does not score raw frames for decisions")  # pragma: no cover
+
+
+def sklearn_features(dm, split: str, encoder=None):
+    """Standardised numerics + one-hot categorical indices of a split: ``(X [n, d], encoder)``."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    rows = dm.indices[split]
+    cat = dm.tensors["cat"][rows].numpy()
+    num = dm.tensors["num"][rows].numpy()
+    if encoder is None:
+        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(cat)
+    return np.hstack([num, encoder.transform(cat)]).astype(np.float32), encoder
+
+
+def split_labels(dm, split: str, key: str = "y") -> np.ndarray:
+    """[n] int64 labels ``key`` of a split's rows."""
+    return dm.tensors[key][dm.indices[split]].numpy().astype(np.int64)
