@@ -35,33 +35,25 @@ def main() -> None:
     logging.disable(logging.WARNING)
     import deepromo.jobs.train as pipeline
     from deepromo.jobs.config import compose_train_config
-    from deepromo.evaluation import true_curves
+    from deepromo.tasks import get_task
 
     pipeline.quiet_lightning()
     curves: dict[str, list[np.ndarray]] = {}
     rows = []
-    captured = {}
-    original = pipeline.EVALUATORS["response"]
-
-    def capture(predictions, dm, split="test"):  # keep the curves the job evaluates
-        if split == "test":
-            captured["curves"] = {m: o["curve"] for m, o in predictions.items()}
-            captured["truth"] = true_curves(dm, "test", tuple(dm.spec.treatment.levels))
-        return original(predictions, dm, split)
-
-    pipeline.EVALUATORS["response"] = capture
+    truth = None
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
             cfg = compose_train_config([f"data.options.n_customers={args.customers}", "model=dipn", f"seed={seed}",
                                         "data.options.seed=0", "data.split_seed=0", "trainer.max_epochs=30",
                                         "logger=none", "trainer.enable_progress_bar=false",
                                         f"paths.output_dir={Path(tmp) / f's{seed}'}"])
-            results = pipeline.run(cfg)
-            for method, curve in captured["curves"].items():
+            trained = pipeline.train_and_evaluate(cfg)  # the curves the job evaluated, and the truth beside them
+            results, evaluation = trained.results, trained.evaluation
+            truth = get_task("response").true_curves(trained.dm, "test", evaluation.context["levels"])
+            for method, curve in evaluation.curves.items():
                 curves.setdefault(method, []).append(curve)
                 rows.append({"seed": seed, "method": method, **{k: results["test"][method][k] for k in
                              ("curve_rmse", "uplift_rmse", "monotonicity_violations", "log_loss")}})
-    truth = captured["truth"]
     summary = []
     for method, stack in curves.items():
         arr = np.stack(stack)  # [seeds, n, L]

@@ -9,7 +9,7 @@ For each seed: a held-out test split (``--test-share``, stratified on treatment 
 learns from the remaining development rows only and ranks the test customers for the e-mail:
 
 - ``splc``: deepromo's registered two-stage model, trained exactly as ``train.py model=splc`` trains it
-  (``cls.make_datamodule`` + ``pipeline.fit_model`` with the config's hyper-parameters); ranked by its
+  (the task's ``make_datamodule`` + ``jobs.train.fit_model`` with the config's hyper-parameters); ranked by its
   targeting score P(active) x P(prompted). ``splc p_prompted`` (diagnostic) ranks by P(prompted) alone.
 - ``dipn``: deepromo's isotonic response network, same code path; ranked by its predicted uplift
   p(x, treated) - p(x, control), read off its response curve.
@@ -224,11 +224,14 @@ def train_deep(model: str, view, cfg, seed: int, output_dir: Path):
     from deepromo.models.base import to_primitive
     from deepromo.models.registry import get_model_class
     from deepromo.jobs.train import fit_model
+    from deepromo.tasks import get_task
 
     pl.seed_everything(seed, workers=True, verbose=False)
     cls = get_model_class(model)
     params = to_primitive(cfg.model.params)
-    dm = cls.make_datamodule(view, batch_size=cfg.data.batch_size, split=cfg.data.split, seed=seed, params=params)
+    task = get_task(cls.task)
+    dm = task.make_datamodule(view, batch_size=cfg.data.batch_size, split=cfg.data.get("split"), seed=seed,
+                              options=cls.datamodule_options({**cls.defaults, **params}))
     # make_datamodule does not take the split shares; the held-out rows are the test set, so the datamodule's
     # own test split is cut to a token share and its validation split only feeds Lightning's logged val loop
     dm.val_share, dm.test_share = VAL_SHARE, UNUSED_TEST_SHARE
@@ -245,9 +248,10 @@ def splc_scores(model, test_view) -> dict[str, np.ndarray]:
 
 def dipn_uplift(model, test_view) -> np.ndarray:
     """p(x, treated level) - p(x, no e-mail) from dipn's curve over its knots (levels 0 and 1)."""
-    out = model.predict_frame(test_view.frame)
-    low, high = model.levels[0], model.levels[-1]
-    return (out[f"p_at_{high:g}"] - out[f"p_at_{low:g}"]).to_numpy(np.float64)
+    from deepromo.tasks import get_task
+
+    task = get_task("response")
+    return task.uplift_score(task.frame_outputs(model, test_view.frame))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -418,7 +422,7 @@ def report_sections(result: dict) -> list[tuple[str, str]]:
         f"two weeks. Seeds {s['seeds']}: each seed draws a held-out test split of {s['test_share']:.0%} "
         f"({s['n_test']:,} rows; stratified on treatment x outcome) and seeds the models; every method learns "
         f"from the other {s['n_develop']:,} rows only. splc and dipn: the `train.py` config of each model "
-        f"(default hyper-parameters), `make_datamodule` + `pipeline.fit_model`, {s['epochs']} epochs, "
+        f"(default hyper-parameters), the task's `make_datamodule` + `jobs.train.fit_model`, {s['epochs']} epochs, "
         f"{VAL_SHARE:.0%} of the development rows as Lightning's validation split, torch threads "
         f"{s['torch_threads']}. Classic learners: scikit-learn `HistGradientBoostingClassifier` with defaults on "
         f"the same feature columns (the views' features that vary; Hillstrom has no behaviour events). "

@@ -59,7 +59,7 @@ def main(argv=None) -> dict:
     from deepromo.data.datamodule import PromoDataModule
     from deepromo.data.sources.synthetic import generate_world
     from deepromo.data.views import customer_view
-    from deepromo.models.baselines import sklearn_features
+    from deepromo.tasks.base import sklearn_features
     from deepromo.models.splc import TwoStageSPLC
 
     pl.seed_everything(args.seed, verbose=False)
@@ -69,8 +69,7 @@ def main(argv=None) -> dict:
     dm.setup()
 
     t0 = time.perf_counter()
-    model = TwoStageSPLC(dm.spec, **TwoStageSPLC.hparams_from_data(dm))
-    model.preprocessor = dm.preprocessor
+    model = TwoStageSPLC.from_datamodule(dm)
     trainer = pl.Trainer(max_epochs=args.epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")
     trainer.fit(model, datamodule=dm)

@@ -102,12 +102,12 @@ def main(argv=None) -> dict:
     dm.setup()
     n_train = len(dm.indices["train"])
     steps = -(-n_train // args.batch_size)
-    hparams = {**TwoStageSPLC.hparams_from_data(dm), "label_correction": False}
-    init_state = copy.deepcopy(TwoStageSPLC(dm.spec, **hparams).state_dict())
+    hparams = {"label_correction": False}
+    init_state = copy.deepcopy(TwoStageSPLC.from_datamodule(dm, **hparams).state_dict())
     print(f"{n_train:,} training rows, {steps} steps/epoch, torch threads {torch.get_num_threads()}", flush=True)
 
     def fresh(cls=TwoStageSPLC):
-        model = cls(dm.spec, **hparams)
+        model = cls.from_datamodule(dm, **hparams)
         model.load_state_dict(init_state)
         return model
 

@@ -95,7 +95,7 @@ def bench_training(dm, params: dict, steps: int, device: str) -> list[dict]:
     rows = []
     for encoder, lr in (("txl", params["lr"]), ("gru", 1e-3), ("bilstm", 1e-3)):
         torch.manual_seed(0)
-        model = cls(dm.spec, **{**params, "encoder": encoder, "lr": lr, **cls.hparams_from_data(dm)}).to(device)
+        model = cls.from_datamodule(dm, **{**params, "encoder": encoder, "lr": lr}).to(device)
         model.train()
         opt = model.configure_optimizers()
         loader = (batch for _ in range(steps + 2) for batch in dm.train_dataloader())  # epochs back to back
@@ -142,8 +142,7 @@ def main() -> None:
     cls = get_model_class("txl")
     dm = PromoDataModule(build_view("purchase", world), batch_size=512, seed=0, **cls.datamodule_options(params))
     dm.setup()
-    model = cls(dm.spec, **{**params, **cls.hparams_from_data(dm)}).to(args.device).eval()
-    model.preprocessor = dm.preprocessor
+    model = cls.from_datamodule(dm, **params).to(args.device).eval()
     latency = bench_latency(model, dm, world, args.lengths, args.requests, args.device)
     training = bench_training(dm, params, args.steps, args.device)
     print(markdown_table(latency))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from deepromo.data.encoding import encode, fit_vocabulary
 from deepromo.data.spec import SequenceFeature
 from deepromo.data.tables import DataValidationError
 
@@ -99,8 +100,7 @@ class EventEncoder:
 
     def fit(self, events: pd.DataFrame) -> "EventEncoder":
         for col in SEQ_CATEGORICAL:
-            values = events[col].dropna().astype(str).unique().tolist() if col in events.columns else []
-            self.vocab[col] = sorted(v for v in values if v != "")
+            self.vocab[col] = fit_vocabulary(events[col]) if col in events.columns else []
         return self
 
     def features(self) -> tuple[SequenceFeature, ...]:
@@ -115,15 +115,13 @@ class EventEncoder:
         no earlier event: gap 0) -- the streaming scorer passes its cached last timestamps here.
         first_of_customer: ``[E]`` bool marking each customer's first event (computed when None).
         """
-        from deepromo.data.preprocess import Preprocessor
-
         if not self.fitted:
             raise RuntimeError("EventEncoder.encode called before fit (or load)")
         n = len(events)
         cat = np.zeros((n, len(SEQ_CATEGORICAL)), dtype=np.int64)
         for j, col in enumerate(SEQ_CATEGORICAL):
             if col in events.columns:
-                cat[:, j] = Preprocessor._encode(events[col], pd.Index(self.vocab[col]))
+                cat[:, j] = encode(events[col], self.vocab[col])
         ts = events["ts"].to_numpy(dtype=np.float64)
         if first_of_customer is None:
             cid = events["customer_id"].to_numpy()

@@ -22,7 +22,7 @@ from typing import Any
 
 import optuna
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deepromo.jobs.train import quiet_lightning, run
 
@@ -95,6 +95,25 @@ def trial_config(cfg: DictConfig, values: dict[str, Any], output_dir: Path, run_
     if trial_cfg.logger.kind == "mlflow":
         trial_cfg.logger.run_id = run_id
     return trial_cfg
+
+
+def with_model_objective(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with a null ``hparams_search.metric`` / ``direction`` / ``prune_on`` filled from the model class's
+    ``monitor`` (the generic ``hparams_search=model`` study over the model config's ``search_space``)."""
+    hs = cfg.hparams_search
+    if hs.get("metric") is not None and hs.get("direction") is not None:
+        return cfg
+    from deepromo.models.registry import get_model_class
+
+    metric, mode = get_model_class(cfg.model.name).monitor
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        if cfg.hparams_search.get("metric") is None:
+            cfg.hparams_search.metric = metric
+            cfg.hparams_search.prune_on = cfg.hparams_search.get("prune_on") or metric
+        if cfg.hparams_search.get("direction") is None:
+            cfg.hparams_search.direction = "maximize" if mode == "max" else "minimize"
+    return cfg
 
 
 def make_study(hs: DictConfig) -> optuna.Study:
@@ -191,6 +210,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     """Run (or resume) the study in ``cfg.hparams_search`` until it has ``n_trials`` finished trials."""
     quiet_lightning()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    cfg = with_model_objective(cfg)
     hs = cfg.hparams_search
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
 from deepromo.data.preprocess import Preprocessor
 from deepromo.models.base import CHECKPOINT_KEY
 from deepromo.models.registry import get_model_class
+
+CHECKPOINT_FILE = "model.ckpt"  # the checkpoint's name inside a logged MLflow model
 
 
 def is_model_uri(source) -> bool:
@@ -24,8 +27,6 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     primitives, so no code from the file is executed.
     """
     if is_model_uri(path):
-        from deepromo.serving.mlflow_model import download_checkpoint  # imports mlflow only when needed
-
         path = download_checkpoint(path)
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -40,3 +41,17 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     if meta.get("preprocessor"):
         model.preprocessor = Preprocessor.from_json(meta["preprocessor"])
     return model.eval()
+
+
+def download_checkpoint(uri: str) -> Path:
+    """Local path of the deepromo checkpoint inside an MLflow model given by ``models:/`` or ``runs:/``."""
+    from deepromo.serving.tracking import disable_telemetry
+
+    disable_telemetry()
+    import mlflow  # only for model URIs
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    found = sorted(local.rglob(CHECKPOINT_FILE))
+    if not found:
+        raise FileNotFoundError(f"'{uri}' holds no deepromo checkpoint ({CHECKPOINT_FILE}); is it a deepromo model?")
+    return found[0]

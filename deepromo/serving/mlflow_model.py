@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepromo.serving.checkpoints import load_model
 from deepromo.serving.tracking import disable_telemetry
 
 disable_telemetry()
@@ -24,7 +25,6 @@ from mlflow.models import infer_signature  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 ARTIFACT_NAME = "model"
-CHECKPOINT_FILE = "model.ckpt"
 PIP_REQUIREMENTS = ["deepromo", "torch>=2.4", "pytorch-lightning>=2.2", "pandas>=2.0", "numpy>=1.24"]
 
 
@@ -32,22 +32,11 @@ class DeepromoPyfunc(mlflow.pyfunc.PythonModel):
     """Scores a DataFrame of raw feature columns with a deepromo checkpoint; returns its output columns."""
 
     def load_context(self, context) -> None:
-        from deepromo.serving.checkpoints import load_model
-
         self.model = load_model(context.artifacts["checkpoint"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
         return self.model.predict_frame(frame)
-
-
-def download_checkpoint(uri: str) -> Path:
-    """Local path of the deepromo checkpoint inside an MLflow model given by ``models:/`` or ``runs:/``."""
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
-    found = sorted(local.rglob(CHECKPOINT_FILE))
-    if not found:
-        raise FileNotFoundError(f"'{uri}' holds no deepromo checkpoint ({CHECKPOINT_FILE}); is it a deepromo model?")
-    return found[0]
 
 
 def input_example(model, view, rows: int = 5) -> pd.DataFrame:

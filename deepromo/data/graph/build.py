@@ -101,9 +101,10 @@ import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
 
+from deepromo.data.encoding import encode, fit_vocabulary
+from deepromo.data.features import COUNT_LIKE_PREFIXES, behaviour_features, static_columns
 from deepromo.data.spec import GraphSpec
 from deepromo.data.tables import CanonicalData, DataValidationError
-from deepromo.data.features import COUNT_LIKE_PREFIXES, behaviour_features, static_columns
 
 NODE_TYPES = ("customer", "product", "offer")
 PURCHASED = ("customer", "purchased", "product")
@@ -116,7 +117,6 @@ SPLIT_MODES = ("auto", "time", "customer")
 MIN_SPLIT_SHARE = 0.05   # auto: val and test must each hold >= 5 % of the positive pairs ...
 MIN_SPLIT_OFFERS = 3     # ... on >= 3 distinct offers, else the customer split is used
 WEIGHT_FLOOR = 1e-30     # decayed sums are floored here so that edge_attr stays > 0
-UNKNOWN_STRINGS = ("", "unknown")
 DAY_COLUMNS = ("recency_days", "days_since_last_event", "tenure_active_days", "tenure_days")
 
 
@@ -619,20 +619,9 @@ def _time_codes(t: np.ndarray, val_start: float, test_start: float) -> np.ndarra
 
 
 def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Categorical column -> (codes 1..K with 0 = missing/""/"unknown", vocabulary)."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        cats = [str(c) for c in values.cat.categories]
-        raw = values.cat.codes.to_numpy().astype(np.int64)  # -1 = NaN
-        known = np.asarray([c.strip().lower() not in UNKNOWN_STRINGS for c in cats], dtype=bool)
-        vocab = [c for c, k in zip(cats, known) if k]
-        remap = np.where(known, np.cumsum(known), 0).astype(np.int64)
-        codes = np.where(raw >= 0, remap[np.maximum(raw, 0)] if len(remap) else 0, 0)
-        return codes.astype(np.int64), vocab
-    s = values.astype(object).where(values.notna(), "").astype(str)
-    s = s.where(~s.str.strip().str.lower().isin(UNKNOWN_STRINGS), "")
-    vocab = sorted(v for v in pd.unique(s) if v != "")
-    codes = pd.Index(vocab).get_indexer(s.to_numpy()) + 1  # "" -> -1 + 1 = 0
-    return codes.astype(np.int64), vocab
+    """Categorical column -> (codes 1..K with 0 = unknown, vocabulary): ``deepromo.data.encoding``'s rule."""
+    vocab = fit_vocabulary(values)
+    return encode(values, vocab), vocab
 
 
 class _Standardiser:
