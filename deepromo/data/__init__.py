@@ -1,21 +1,19 @@
-"""The shared data interface: spec, batch contract, preprocessing, views, datamodule, sources."""
+"""The shared data interface: contracts, preprocessing, views, datamodules, sources.
 
-from deepromo.data.batch import BATCH_KEYS, BatchValidationError, validate_batch
-from deepromo.data.datamodule import PromoDataModule
-from deepromo.data.preprocess import Preprocessor
-from deepromo.data.spec import FeatureSpec
-from deepromo.data.tables import CanonicalData, DataValidationError
-from deepromo.data.views import TaskView, build_view
+Names are imported on first use, so importing one data module does not load Lightning or scikit-learn.
+"""
 
-__all__ = [
-    "BATCH_KEYS",
-    "BatchValidationError",
-    "CanonicalData",
-    "DataValidationError",
-    "FeatureSpec",
-    "Preprocessor",
-    "PromoDataModule",
-    "TaskView",
-    "build_view",
-    "validate_batch",
-]
+import importlib
+
+_EXPORTS = {
+    "BATCH_KEYS": "batch", "BatchValidationError": "batch", "validate_batch": "batch",
+    "PromoDataModule": "datamodule", "Preprocessor": "preprocess", "FeatureSpec": "spec",
+    "CanonicalData": "tables", "DataValidationError": "tables", "TaskView": "views", "build_view": "views",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'deepromo.data' has no attribute '{name}'")

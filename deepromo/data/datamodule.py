@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from sklearn.model_selection import train_test_split
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from deepromo.data.batch import PromoBatch, validate_batch
@@ -104,6 +103,8 @@ def split_indices(
         n_test, n_val = int(round(n * test_share)), int(round(n * val_share))
         n_train = n - n_val - n_test
         return {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
+    from sklearn.model_selection import train_test_split
+
     strat = view.frame[view.stratify].to_numpy() if (split == "stratified" and view.stratify) else None
     try:
         train, rest = train_test_split(idx, test_size=val_share + test_share, random_state=seed, stratify=strat)
@@ -117,6 +118,23 @@ def split_indices(
             "Use more data or data.split=random"
         ) from None
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+MAX_DISCRETE_LEVELS = 32  # a treatment without declared levels and more distinct values than this is continuous
+
+
+def treatment_levels(view: TaskView, values: np.ndarray) -> tuple[float, ...] | None:
+    """The treatment's discrete levels: the source's (``view.treatment_levels``, checked against the logged
+    values), else the distinct logged values when there are at most ``MAX_DISCRETE_LEVELS``, else None."""
+    col = view.extras["treatment"]
+    if view.treatment_levels is not None:
+        unexpected = np.setdiff1d(np.unique(values), np.asarray(view.treatment_levels, dtype=np.float64))
+        if len(unexpected):
+            raise DataValidationError(f"column '{col}' holds incentive value(s) {unexpected[:5].tolist()} that are "
+                                      f"not among the source's incentive levels {list(view.treatment_levels)}")
+        return tuple(float(v) for v in view.treatment_levels)
+    distinct = np.unique(values)
+    return tuple(float(v) for v in distinct) if len(distinct) <= MAX_DISCRETE_LEVELS else None
 
 
 class PromoDataModule(pl.LightningDataModule):
@@ -213,13 +231,8 @@ class PromoDataModule(pl.LightningDataModule):
             if "treatment" in self.view.extras:
                 col = self.view.extras["treatment"]
                 values = self.view.frame[col].to_numpy(dtype=np.float64)
-                levels = np.unique(values)
-                treatment = TreatmentSpec(
-                    col,
-                    levels=tuple(float(v) for v in levels) if len(levels) <= 32 else None,
-                    low=float(values.min()),
-                    high=float(values.max()),
-                )
+                treatment = TreatmentSpec(col, levels=treatment_levels(self.view, values),
+                                          low=float(values.min()), high=float(values.max()))
             self._spec = FeatureSpec(
                 categorical=self.preprocessor.categorical_features(),
                 numeric=self.preprocessor.numeric_features(),

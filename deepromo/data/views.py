@@ -40,6 +40,8 @@ class TaskView:
     truth: ground truth row-aligned with frame (or None); label_classes: class names per target column.
     sequences: each row's raw behaviour events (sequence models), or None.
     graph: the OfferGraph of graph views, or None.
+    treatment_levels: the ordered incentive levels the source declares (``CanonicalData.incentive_levels``),
+    or None; the datamodule's spec and every model's curve use them.
     """
 
     frame: pd.DataFrame
@@ -55,7 +57,8 @@ class TaskView:
     label_classes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     name: str = "view"
     sequences: EventSequences | None = None
-    graph: object | None = None  # the OfferGraph of graph views (deepromo.data.graph.datamodule)
+    graph: object | None = None  # the OfferGraph of graph views (deepromo.data.graph.build)
+    treatment_levels: tuple[float, ...] | None = None  # the source's incentive levels (views with a treatment)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -142,6 +145,7 @@ def response_view(data: CanonicalData) -> TaskView:
     view.frame = frame
     view.targets = {"y": "purchased"}
     view.extras = {"treatment": "incentive", "propensity": "propensity"}
+    view.treatment_levels = None if data.incentive_levels is None else tuple(float(v) for v in data.incentive_levels)
     view.stratify = "purchased"
     view.label_classes = {"purchased": ("no", "yes")}
     view.name = "response"

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from deepromo.decide.allocation import COST_MODELS
-from deepromo.data.tables import CanonicalData
+from deepromo.data.tables import CanonicalData, true_curve_columns
 
 __all__ = ["randomise_arms", "simulate_rollout", "logged_rollout"]
 
@@ -59,7 +59,7 @@ def _true_curves(data: CanonicalData, customer_ids: np.ndarray, levels) -> tuple
     if data.truth is None:
         raise ValueError(f"data '{data.name}' has no ground truth (truth table): a simulated rollout needs the "
                          "true response curves of a synthetic world; use logged_rollout on a real A/B log")
-    columns = [f"true_p_{float(lv):g}" for lv in levels] + ["basket_value"]
+    columns = [*true_curve_columns(levels), "basket_value"]
     missing = [c for c in columns if c not in data.truth.columns]
     if missing:
         raise ValueError(f"truth: missing column(s) {missing}; expected true_p_<level> for levels {list(levels)} "

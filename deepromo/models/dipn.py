@@ -38,7 +38,7 @@ class IsotonicResponseNet(PromoModel):
         "dropout": 0.1,
         "lr": 3e-3,
         "weight_decay": 1e-4,
-        "knots": None,  # incentive knots t_0 < ... < t_K; from the data (levels, or quantiles) when None
+        "knots": None,  # incentive knots t_0 < ... < t_K; None = the spec's levels (quantiles when continuous)
         "smoothness": 0.01,  # weight of the slope-difference penalty
         "ipw": False,  # weight rows by 1 / propensity (for logs from a biased policy)
         "monotone": True,  # False = the unconstrained MLP baseline (c is an input feature)
@@ -74,12 +74,13 @@ class IsotonicResponseNet(PromoModel):
 
     @classmethod
     def hparams_from_data(cls, datamodule) -> dict:
-        """Knots: the discrete levels of the training incentives, or 5 quantiles when continuous."""
-        rows = datamodule.indices["train"]
-        c = datamodule.tensors["treatment"][rows].numpy()
-        levels = np.unique(c)
-        knots = levels if len(levels) <= 16 else np.unique(np.quantile(c, np.linspace(0, 1, 6)))
-        return {"knots": [float(v) for v in knots]}
+        """Knots of a continuous treatment: 6 quantiles of the training incentives (discrete levels come from
+        the spec, which has them from the source)."""
+        treatment = datamodule.spec.treatment
+        if treatment is None or treatment.levels:
+            return {}
+        incentives = datamodule.tensors["treatment"][datamodule.indices["train"]].numpy()
+        return {"knots": [float(v) for v in np.unique(np.quantile(incentives, np.linspace(0, 1, 6)))]}
 
     def _features(self, batch) -> torch.Tensor:
         return self.encoder(batch["cat"], batch["num"])

@@ -8,14 +8,20 @@ import torch.nn.functional as F
 CORRECTIONS = ("pos_to_neg", "neg_to_pos")
 
 
+def check_correction(direction: str) -> str:
+    """The SPLC correction direction, or a ValueError naming the valid ones (the one check of it)."""
+    if direction not in CORRECTIONS:
+        raise ValueError(f"unknown SPLC direction '{direction}': correction must be one of {list(CORRECTIONS)}")
+    return direction
+
+
 def splc_targets(targets: torch.Tensor, prob: torch.Tensor, tau: float = 0.5, direction: str = "pos_to_neg"):
     """Self-paced label correction of binary targets [B] given probabilities [B] (no gradient).
 
     "pos_to_neg" (two-stage paper eq. 4-5): a positive with p <= tau becomes a negative.
     "neg_to_pos" (Zhang et al. 2021, the original multi-label SPLC): a negative with p > tau becomes positive.
     """
-    if direction not in CORRECTIONS:
-        raise ValueError(f"unknown SPLC direction '{direction}'; expected one of {CORRECTIONS}")
+    check_correction(direction)
     targets = targets.float()
     prob = prob.detach()
     if direction == "pos_to_neg":
@@ -39,8 +45,6 @@ def splc_loss(
     from a frozen snapshot of the network; the loss itself is always taken on ``logits``.
     reduction: "mean" | "sum" | "none" | "balanced" (mean of the positive-class and negative-class means).
     """
-    if direction not in CORRECTIONS:
-        raise ValueError(f"unknown SPLC direction '{direction}'; expected one of {CORRECTIONS}")
     if correct:
         decide = logits if decision_logits is None else decision_logits
         targets = splc_targets(targets, torch.sigmoid(decide), tau, direction)

@@ -21,7 +21,7 @@ from torchmetrics.classification import BinaryAUROC, MulticlassRecall
 
 from deepromo.models.base import PromoModel
 from deepromo.models.layers import FeatureEncoder, mlp
-from deepromo.models.losses import splc_loss
+from deepromo.models.losses import check_correction, splc_loss
 from deepromo.models.registry import register_model
 
 INACTIVE, UNENGAGED, ENGAGED = 0, 1, 2
@@ -54,8 +54,7 @@ class TwoStageSPLC(PromoModel):
     def __init__(self, spec, **hparams):
         super().__init__(spec, **hparams)
         hp = self.hparams
-        if hp.correction not in ("pos_to_neg", "neg_to_pos"):
-            raise ValueError(f"splc: correction must be 'pos_to_neg' or 'neg_to_pos', got '{hp.correction}'")
+        check_correction(hp.correction)
         if not 0.0 < hp.tau < 1.0:
             raise ValueError(f"splc: tau must lie in (0, 1), got {hp.tau}")
         self.encoder1 = FeatureEncoder(self.spec)

@@ -129,10 +129,10 @@ def exposed_popularity_baseline(dm, splits, seed: int = 0) -> dict:
         customers = query_customers(dm, split)
         pop = popularity(dm, split)
         exposed = np.zeros((len(customers), len(pop)), dtype=bool)
-        ei = dm.graph.graph(split)[EXPOSED].edge_index
-        q = torch.searchsorted(customers, ei[0]).clamp(max=max(len(customers) - 1, 0))
-        hit = (customers[q] == ei[0]) if len(customers) else torch.zeros(0, dtype=torch.bool)
-        exposed[q[hit].numpy(), ei[1][hit].numpy()] = True
+        edges = dm.graph.graph(split)[EXPOSED].edge_index
+        row = torch.searchsorted(customers, edges[0]).clamp(max=max(len(customers) - 1, 0))
+        hit = (customers[row] == edges[0]) if len(customers) else torch.zeros(0, dtype=torch.bool)
+        exposed[row[hit].numpy(), edges[1][hit].numpy()] = True
         out[split] = {"customers": customers.numpy(), "scores": exposed * (pop.max() + 1.0) + pop[None, :]}
     return out
 

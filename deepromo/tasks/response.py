@@ -112,17 +112,17 @@ class ResponseTask(Task):
             scenario_table,
         )
 
-        a, curve, levels = settings, outputs["curve"], outputs["levels"]
+        curve, levels = outputs["curve"], outputs["levels"]
         frame = dm.view.frame.iloc[dm.indices["test"]]
-        margin = purchase_margin(frame, a.margin_column, a.margin_rate, a.margin)
+        margin = purchase_margin(frame, settings.margin_column, settings.margin_rate, settings.margin)
         true = self.true_curves(dm, "test", levels)
-        report, plans = budget_scenarios(curve, levels, margin, true, dict(a.scenarios), a.cost_model, a.contact_cost,
-                                         seed=int(seed))
+        report, plans = budget_scenarios(curve, levels, margin, true, dict(settings.scenarios), settings.cost_model,
+                                         settings.contact_cost, seed=int(seed))
         print(f"\nallocation ({'judged on the true curves' if true is not None else 'judged on the predictions'}):\n"
               f"{scenario_table(report)}")
         plan_path = Path(run_dir) / "allocation_plan.parquet"
-        plan_frame(plans[a.plan_scenario], frame["customer_id"], levels, curve, margin, a.cost_model,
-                   a.contact_cost).to_parquet(plan_path, index=False)
+        plan_frame(plans[settings.plan_scenario], frame["customer_id"], levels, curve, margin, settings.cost_model,
+                   settings.contact_cost).to_parquet(plan_path, index=False)
         report["judged_on"] = "true curves" if true is not None else "predicted curves"
         roi = plot_roi_by_budget({k: v for k, v in report.items() if isinstance(v, dict)},
                                  Path(run_dir) / "roi_by_budget.png")

