@@ -9,8 +9,8 @@ from threadpoolctl import threadpool_limits
 
 from deepromo.decide import clustering
 from deepromo.decide.clustering import (
-    KSelection, fit_segments, gap_statistic, plot_k_selection, plot_segment_map, rfm_features, segment_profile,
-    select_k,
+    KSelection, fit_segments, gap_statistic, k_elbow, k_gap, plot_k_selection, plot_segment_map, reference_sets,
+    rfm_features, segment_profile, select_k,
 )
 
 TETRAHEDRON = 6.0 * np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=float)  # 4 equidistant centres
@@ -66,7 +66,7 @@ def test_gap_and_sd_by_hand(monkeypatch):
     # with d = 1, 2, 3: W* = d²/2 + d²/2 = d² -> log W* = log 1, log 4, log 9.
     X = np.array([[0.0], [0.5], [10.0], [10.5]])
     refs = np.array([[[0.0], [d], [10.0], [10.0 + d]] for d in (1.0, 2.0, 3.0)])
-    monkeypatch.setattr(clustering, "_reference_sets", lambda X, n_refs, rng, reference: refs)
+    monkeypatch.setattr(clustering, "reference_sets", lambda X, n_refs, rng, reference: refs)
     g = gap_statistic(X, [2], n_refs=3)
     log_ref = np.log([1.0, 4.0, 9.0])
     mean = log_ref.mean()
@@ -81,8 +81,8 @@ def test_reference_sets_cover_the_right_box():
     rng = np.random.default_rng(0)
     t = rng.uniform(-1, 1, size=400)
     X = np.column_stack([t, t + 0.05 * rng.normal(size=400)])  # a thin diagonal band
-    box = clustering._reference_sets(X, 3, np.random.default_rng(1), "box")
-    pca = clustering._reference_sets(X, 3, np.random.default_rng(1), "pca")
+    box = reference_sets(X, 3, np.random.default_rng(1), "box")
+    pca = reference_sets(X, 3, np.random.default_rng(1), "pca")
     assert box.shape == pca.shape == (3, 400, 2)
     assert (box >= X.min(axis=0)).all() and (box <= X.max(axis=0)).all()
     # "pca" draws stay in the band (small spread across the diagonal); "box" fills the square
@@ -93,16 +93,17 @@ def test_subsample_when_larger_than_max_rows():
     X, _ = _blobs(TETRAHEDRON, per_cluster=100)
     g = gap_statistic(X, [3, 4], n_refs=2, max_rows=150)
     rows = np.sort(np.random.default_rng(0).choice(len(X), size=150, replace=False))
-    assert g.loc[4, "log_w"] == pytest.approx(np.log(clustering._kmeans(X[rows], 4, 0).inertia_))
+    _, kmeans = fit_segments(X[rows], 4, method="kmeans", seed=0)  # the same k-means fit, on the subsample
+    assert g.loc[4, "log_w"] == pytest.approx(np.log(kmeans.inertia_))
 
 
 def test_choice_rules_on_hand_tables():
     t = pd.DataFrame({"gap": [0.1, 0.5, 0.55, 0.9], "gap_sd": [0.1, 0.1, 0.1, 0.1]}, index=[2, 3, 4, 5])
-    assert clustering._k_gap(t) == 3  # 0.1 < 0.5 − 0.1; 0.5 >= 0.55 − 0.1
+    assert k_gap(t) == 3  # 0.1 < 0.5 − 0.1; 0.5 >= 0.55 − 0.1
     t["gap"] = [0.1, 0.3, 0.5, 0.7]
-    assert clustering._k_gap(t) == 5  # rule never holds -> largest gap
+    assert k_gap(t) == 5  # rule never holds -> largest gap
     inertia = pd.Series([100.0, 60.0, 20.0, 18.0, 17.0], index=[2, 3, 4, 5, 6])
-    assert clustering._k_elbow(inertia) == 4
+    assert k_elbow(inertia) == 4
 
 
 def test_fit_segments_relabels_by_monetary_and_recovers_clusters():

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -79,7 +80,7 @@ def test_cli_reports_bad_option_in_one_line(tmp_path):
 
 
 def with_table(world: CanonicalData, **tables) -> CanonicalData:
-    return CanonicalData(**{**world.__dict__, **tables})
+    return replace(world, **tables)
 
 
 def test_bad_data_fails_before_training(tiny_world):

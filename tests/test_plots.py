@@ -3,7 +3,7 @@
 import numpy as np
 
 from deepromo.metrics import cumulative_gain_curve
-from deepromo.reporting.plots import plot_gain_curves, plot_training_curves
+from deepromo.reporting.plots import plot_gain_curves
 
 
 def test_plot_gain_curves(tmp_path):
@@ -14,7 +14,3 @@ def test_plot_gain_curves(tmp_path):
     assert out.exists() and out.stat().st_size > 5000
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-
-def test_plot_training_curves(tmp_path):
-    out = plot_training_curves({"train_loss": [1.0, 0.7, 0.5], "val_loss": [1.1, 0.8, 0.7]}, tmp_path / "loss.png")
-    assert out.exists() and out.stat().st_size > 5000

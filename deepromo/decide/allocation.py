@@ -1,25 +1,8 @@
 """Budgeted incentive allocation: one incentive level per customer, total expected cost <= budget.
 
-Problem (a multiple-choice knapsack)::
-
-    maximise   sum_i value[i, level_i]
-    subject to sum_i cost[i, level_i] <= budget
-               sum_{i in s} cost[i, level_i] <= segment_caps[s]   for every capped segment s
-               level_i <= max_level_i
-
-``value`` is what the caller wants maximised. :func:`expected_value_and_cost` builds it as the
-expected incremental *profit* (incremental revenue minus incentive cost, money) and ``cost`` as
-the expected incentive spend (money); see there. Column 0 is always "no incentive" (value 0,
-cost 0), so the all-zero plan is feasible for any budget >= 0.
-
-Method (:func:`allocate_budget`, vectorised numpy, no loop over customers): Lagrangian relaxation.
-For a multiplier lam >= 0 each customer picks argmax_j value_ij - lam * cost_ij (ties -> cheaper
-level). The plan's cost is non-increasing in lam; lam is bisected to the smallest multiplier whose
-plan is feasible (bracket [lam_lo, lam_hi]; customers whose choice agrees at both ends are frozen,
-so the work shrinks every iteration). A greedy fill then upgrades customers from their lam_hi
-choice to their lam_lo choice in order of incremental value / incremental cost while the budget
-allows. Segment caps get their own multiplier (see :func:`allocate_budget`). ``Allocation.bound``
-is the Lagrangian dual bound, an upper bound on the optimum: ``bound - value`` certifies the gap.
+:func:`allocate_budget` solves the multiple-choice knapsack by Lagrangian relaxation and a greedy fill (with
+optional segment caps and per-customer level caps); :func:`solve_exact` is the MILP check, and the value / cost
+matrices, ROI and baseline plans live here too. Problem, method and the optimality bound: docs/allocation.md.
 """
 
 from __future__ import annotations
@@ -36,6 +19,7 @@ __all__ = [
 ]
 
 COST_MODELS = ("redemption", "contact")
+POLISH_MAX_CELLS = 200_000  # polish=None polishes when n customers x L levels is at most this (a few ms to ~1 s)
 
 
 # --------------------------------------------------------------------------- result
@@ -79,18 +63,18 @@ class Allocation:
 
         customer_ids: [n] ids (default 0..n-1). level_values: [L] incentive amount of each column.
         """
-        n = len(self.level)
-        ids = np.arange(n) if customer_ids is None else np.asarray(customer_ids)
-        if ids.shape != (n,):
-            raise ValueError(f"customer_ids: expected shape ({n},), got {ids.shape}")
+        n_customers = len(self.level)
+        ids = np.arange(n_customers) if customer_ids is None else np.asarray(customer_ids)
+        if ids.shape != (n_customers,):
+            raise ValueError(f"customer_ids: expected shape ({n_customers},), got {ids.shape}")
         if level_values is None:
-            incentive = np.full(n, np.nan)
+            incentive = np.full(n_customers, np.nan)
         else:
-            lv = np.asarray(level_values, dtype=np.float64)
-            if lv.ndim != 1 or len(lv) <= int(self.level.max(initial=0)):
+            amounts = np.asarray(level_values, dtype=np.float64)
+            if amounts.ndim != 1 or len(amounts) <= int(self.level.max(initial=0)):
                 raise ValueError(f"level_values: expected a 1-D array covering level {int(self.level.max(initial=0))}, "
-                                 f"got shape {lv.shape}")
-            incentive = lv[self.level]
+                                 f"got shape {amounts.shape}")
+            incentive = amounts[self.level]
         return pd.DataFrame({
             "customer_id": ids,
             "level": self.level.astype(np.int64),
@@ -111,68 +95,69 @@ class Allocation:
 
 
 def _check_matrices(value, cost) -> tuple[np.ndarray, np.ndarray]:
-    v = np.asarray(value, dtype=np.float64)
-    c = np.asarray(cost, dtype=np.float64)
-    if v.ndim != 2 or v.shape[1] < 1 or v.shape[0] < 1:
-        raise ValueError(f"value: expected a 2-D array [n customers, L levels] with n, L >= 1, got shape {v.shape}")
-    if c.shape != v.shape:
-        raise ValueError(f"cost: expected the shape of value {v.shape}, got {c.shape}")
-    if not np.isfinite(v).all():
+    value = np.asarray(value, dtype=np.float64)
+    cost = np.asarray(cost, dtype=np.float64)
+    if value.ndim != 2 or value.shape[1] < 1 or value.shape[0] < 1:
+        raise ValueError(f"value: expected a 2-D array [n customers, L levels] with n, L >= 1, got shape {value.shape}")
+    if cost.shape != value.shape:
+        raise ValueError(f"cost: expected the shape of value {value.shape}, got {cost.shape}")
+    if not np.isfinite(value).all():
         raise ValueError("value: expected finite numbers (found NaN or inf)")
-    if not np.isfinite(c).all():
+    if not np.isfinite(cost).all():
         raise ValueError("cost: expected finite numbers (found NaN or inf)")
-    if (c < 0).any():
-        raise ValueError(f"cost: expected costs >= 0, found min {c.min()!r}")
-    if (v[:, 0] != 0).any():
+    if (cost < 0).any():
+        raise ValueError(f"cost: expected costs >= 0, found min {cost.min()!r}")
+    if (value[:, 0] != 0).any():
         raise ValueError("value: column 0 is 'no incentive' and must be 0 for every customer")
-    if (c[:, 0] != 0).any():
+    if (cost[:, 0] != 0).any():
         raise ValueError("cost: column 0 is 'no incentive' and must be 0 for every customer")
-    return v, c
+    return value, cost
 
 
 def _check_budget(budget, name: str = "budget") -> float:
     try:
-        b = float(budget)
+        amount = float(budget)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: expected a number >= 0 (or np.inf), got {budget!r}") from None
-    if np.isnan(b) or b < 0:
+    if np.isnan(amount) or amount < 0:
         raise ValueError(f"{name}: expected a number >= 0 (or np.inf), got {budget!r}")
-    return b
+    return amount
 
 
-def _check_max_level(max_level, n: int, L: int) -> np.ndarray | None:
+def _check_max_level(max_level, n_customers: int, n_levels: int) -> np.ndarray | None:
     if max_level is None:
         return None
-    m = np.asarray(max_level)
-    if m.ndim == 0:
-        m = np.full(n, m)
-    if m.shape != (n,):
-        raise ValueError(f"max_level: expected an int or an array of shape ({n},), got shape {m.shape}")
-    if not np.issubdtype(m.dtype, np.integer):
-        if not (np.issubdtype(m.dtype, np.floating) and np.isfinite(m).all() and (m == np.round(m)).all()):
+    caps = np.asarray(max_level)
+    if caps.ndim == 0:
+        caps = np.full(n_customers, caps)
+    if caps.shape != (n_customers,):
+        raise ValueError(f"max_level: expected an int or an array of shape ({n_customers},), got shape {caps.shape}")
+    if not np.issubdtype(caps.dtype, np.integer):
+        if not (np.issubdtype(caps.dtype, np.floating) and np.isfinite(caps).all() and (caps == np.round(caps)).all()):
             raise ValueError("max_level: expected integer level indices")
-    m = m.astype(np.int64)
-    if (m < 0).any() or (m > L - 1).any():
-        raise ValueError(f"max_level: expected indices in 0..{L - 1}, got range {m.min()}..{m.max()}")
-    return m
+    caps = caps.astype(np.int64)
+    if (caps < 0).any() or (caps > n_levels - 1).any():
+        raise ValueError(f"max_level: expected indices in 0..{n_levels - 1}, got range {caps.min()}..{caps.max()}")
+    return caps
 
 
-def _check_segments(segments, segment_caps, n: int):
+def _check_segments(segments, segment_caps, n_customers: int):
     """Returns (codes [n] int64, -1 = uncapped, labels list, caps [S] float64) or None."""
     if segment_caps is None or len(segment_caps) == 0:
         return None
     if segments is None:
         raise ValueError("segments: required when segment_caps is given")
-    seg = np.asarray(segments)
-    if seg.shape != (n,):
-        raise ValueError(f"segments: expected shape ({n},), got {seg.shape}")
+    segments = np.asarray(segments)
+    if segments.shape != (n_customers,):
+        raise ValueError(f"segments: expected shape ({n_customers},), got {segments.shape}")
     if not isinstance(segment_caps, dict):
         raise ValueError(f"segment_caps: expected a dict {{label: max total cost}}, got {type(segment_caps).__name__}")
     labels = list(segment_caps)
-    caps = np.array([_check_budget(segment_caps[k], f"segment_caps[{k!r}]") for k in labels], dtype=np.float64)
-    codes = np.full(n, -1, dtype=np.int64)
-    for s, lab in enumerate(labels):
-        codes[seg == lab] = s
+    caps = np.array([_check_budget(segment_caps[label], f"segment_caps[{label!r}]") for label in labels],
+                    dtype=np.float64)
+    codes = np.full(n_customers, -1, dtype=np.int64)
+    for code, label in enumerate(labels):
+        codes[segments == label] = code
     return codes, labels, caps
 
 
@@ -181,14 +166,29 @@ def _check_segments(segments, segment_caps, n: int):
 
 def _pick(vs: np.ndarray, cs: np.ndarray, mult) -> np.ndarray:
     """[k] argmax_j vs - mult * cs on cost-sorted columns (first max = cheapest among ties)."""
-    m = mult if np.ndim(mult) == 0 else np.asarray(mult)[:, None]
-    score = cs * (-m)
+    row_mult = mult if np.ndim(mult) == 0 else np.asarray(mult)[:, None]
+    score = cs * (-row_mult)
     score += vs
     return score.argmax(axis=1)
 
 
-def _row_take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    return np.take_along_axis(a, idx[:, None], axis=1)[:, 0]
+def _multiplier(lam: float, floor: np.ndarray | None):
+    """Each customer's multiplier: max(lam, its segment's floor), or lam without segment caps."""
+    return lam if floor is None else np.maximum(lam, floor)
+
+
+def _row_take(matrix: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """[k] matrix[i, idx[i]] for each row i."""
+    return np.take_along_axis(matrix, idx[:, None], axis=1)[:, 0]
+
+
+def _budget_left(chosen_cost: np.ndarray, budget: float, codes=None, caps=None):
+    """(global budget left, [S] segment caps left or None) after a plan whose customers cost ``chosen_cost`` [n]."""
+    segment_left = None
+    if codes is not None:
+        capped = codes >= 0
+        segment_left = caps - np.bincount(codes[capped], weights=chosen_cost[capped], minlength=len(caps))
+    return budget - chosen_cost.sum(), segment_left
 
 
 def _bisect(vs, cs, budget, floor=None, rtol=1e-9, max_iter=100):
@@ -202,8 +202,7 @@ def _bisect(vs, cs, budget, floor=None, rtol=1e-9, max_iter=100):
     def mult(lam, rows=None):
         if floor is None:
             return lam
-        f = floor if rows is None else floor[rows]
-        return np.maximum(lam, f)
+        return np.maximum(lam, floor if rows is None else floor[rows])
 
     ch_lo = _pick(vs, cs, mult(0.0))
     if not np.isfinite(budget) or _row_take(cs, ch_lo).sum() <= budget:
@@ -269,9 +268,9 @@ def _greedy_fill(choice, target, vs, cs, rem, codes=None, seg_rem=None, max_roun
             break
         ok = np.cumsum(dc) <= rem
         if seg is not None:
-            for s in np.unique(seg[seg >= 0]):
-                m = seg == s
-                ok[m] &= np.cumsum(dc[m]) <= seg_rem[s]
+            for segment in np.unique(seg[seg >= 0]):
+                in_segment = seg == segment
+                ok[in_segment] &= np.cumsum(dc[in_segment]) <= seg_rem[segment]
         choice[rows[ok]] = target[rows[ok]]
         rem -= dc[ok].sum()
         if seg is not None:
@@ -287,15 +286,10 @@ def _fill_leftover(choice, vs, cs, budget, codes=None, caps=None, max_rounds=50)
     still fits on its own, take them in Δvalue / Δcost order while the running total fits, repeat.
     Only ever increases the plan's value and keeps it feasible. Modifies ``choice`` in place.
     """
-    n = len(choice)
-    rows = np.arange(n)  # candidates only shrink: budgets left shrink and values only go up
+    rows = np.arange(len(choice))  # candidates only shrink: budgets left shrink and values only go up
     for _ in range(max_rounds):
         cur_c = _row_take(cs, choice)
-        rem = budget - cur_c.sum()
-        seg_rem = None
-        if codes is not None:
-            capped = codes >= 0
-            seg_rem = caps - np.bincount(codes[capped], weights=cur_c[capped], minlength=len(caps))
+        rem, seg_rem = _budget_left(cur_c, budget, codes, caps)
         lim = np.full(len(rows), rem)
         if codes is not None:
             cr = codes[rows]
@@ -308,25 +302,25 @@ def _fill_leftover(choice, vs, cs, budget, codes=None, caps=None, max_rounds=50)
             break
         rows, dc, dv, ok = rows[has], dc[has], dv[has], ok[has]
         dvr = np.where(ok, dv, -np.inf)
-        j = dvr.argmax(axis=1)
-        gv, gc = _row_take(dvr, j), _row_take(dc, j)
+        best = dvr.argmax(axis=1)  # each candidate's most valuable upgrade that fits
+        gv, gc = _row_take(dvr, best), _row_take(dc, best)
         with np.errstate(divide="ignore"):
             ratio = np.where(gc > 0, gv / np.where(gc > 0, gc, 1.0), np.inf)
         order = np.argsort(-ratio, kind="stable")
-        r, j, gc = rows[order], j[order], gc[order]
+        ranked, best, gc = rows[order], best[order], gc[order]
         acc = np.cumsum(gc) <= rem
         if codes is not None:
-            seg = codes[r]
-            for s in np.unique(seg[seg >= 0]):
-                m = seg == s
-                acc[m] &= np.cumsum(gc[m]) <= seg_rem[s]
+            seg = codes[ranked]
+            for segment in np.unique(seg[seg >= 0]):
+                in_segment = seg == segment
+                acc[in_segment] &= np.cumsum(gc[in_segment]) <= seg_rem[segment]
         acc[0] = True  # fits on its own
-        choice[r[acc]] = j[acc]
+        choice[ranked[acc]] = best[acc]
     return choice
 
 
-def _polish(choice, vs, cs, budget, codes=None, caps=None, k=60, max_rounds=3):
-    """Local search at the margin ("add one, drop several"): for the ``k`` best upgrades (i, j) not in
+def _polish(choice, vs, cs, budget, codes=None, caps=None, n_candidates=60, max_rounds=3):
+    """Local search at the margin ("add one, drop several"): for the ``n_candidates`` best upgrades (i, j) not in
     the plan (by Δvalue / Δcost), force it, drop targeted customers to level 0 in ascending
     value / cost order until every budget fits again, refill (:func:`_fill_leftover`); keep the
     trial if it is better. Repeats while it improves (at most ``max_rounds``).
@@ -338,11 +332,11 @@ def _polish(choice, vs, cs, budget, codes=None, caps=None, k=60, max_rounds=3):
         dc = cs - cur_c[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(dv > 0, dv / np.maximum(dc, 1e-300), -np.inf)
-        flat = np.argsort(-ratio, axis=None, kind="stable")[:k]
+        flat = np.argsort(-ratio, axis=None, kind="stable")[:n_candidates]
         flat = flat[np.isfinite(ratio.reshape(-1)[flat])]
         improved = False
-        for f in flat:
-            i, j = divmod(int(f), vs.shape[1])
+        for flat_index in flat:
+            i, j = divmod(int(flat_index), vs.shape[1])
             trial = choice.copy()
             trial[i] = j
             tc = _row_take(cs, trial)
@@ -389,8 +383,9 @@ def allocate_budget(value, cost, budget, *, segments=None, segment_caps=None, ma
     max_level: fairness cap, an int or [n] ints: customer i gets no level above max_level[i].
     tol: relative width lam_hi - lam_lo at which bisection stops (at most 100 iterations).
     polish: after the greedy fill, spend any budget left on the best single upgrades that fit
-    (always), then (polish=True) a local search over the 30 marginal customers: downgrade one, refill,
-    keep if better. Default None = polish only when n * L <= 200,000 (a few ms to ~1 s); it matters
+    (always), then (polish=True) an "add one, drop several" local search over the 60 best upgrades not
+    in the plan: force one, drop the lowest-ratio customers until the budgets fit, refill, keep if better.
+    Default None = polish only when n * L <= POLISH_MAX_CELLS (200,000; a few ms to ~1 s); it matters
     on small instances where one customer is a large share of the value.
 
     Returns an :class:`Allocation`. The plan is always feasible. Its shortfall from the optimum is at
@@ -398,100 +393,118 @@ def allocate_budget(value, cost, budget, *, segments=None, segment_caps=None, ma
     certified upper bound on the optimum. Ties between levels go to the cheaper level.
     Time: ~2 s for 1M customers x 8 levels on 2 cores (see docs/allocation.md).
     """
-    v, c = _check_matrices(value, cost)
-    n, L = v.shape
-    b = _check_budget(budget)
-    ml = _check_max_level(max_level, n, L)
-    seginfo = _check_segments(segments, segment_caps, n)
+    value, cost = _check_matrices(value, cost)
+    n_customers, n_levels = value.shape
+    budget = _check_budget(budget)
+    max_level = _check_max_level(max_level, n_customers, n_levels)
+    segment_info = _check_segments(segments, segment_caps, n_customers)
     tol = float(tol)
     if not (tol > 0):
         raise ValueError(f"tol: expected a number > 0, got {tol!r}")
 
-    # sort columns by cost (stable) so that argmax's first maximum is the cheapest tied level
-    perm = np.argsort(c, axis=1, kind="stable")
-    cs = np.take_along_axis(c, perm, axis=1)
-    vs = np.take_along_axis(v, perm, axis=1)
-    if ml is not None:
-        vs[perm > ml[:, None]] = -np.inf
+    order, vs, cs = _sort_levels_by_cost(value, cost, max_level)
+    codes = caps = floor_lo = floor_hi = None
+    segment_lam, n_iter = {}, 0
+    if segment_info is not None:
+        codes, labels, caps = segment_info
+        floor_lo, floor_hi, segment_lam, n_iter = _segment_multipliers(vs, cs, codes, labels, caps, tol)
+    lam_lo, lam_hi, _, choice_hi, iterations = _bisect(vs, cs, budget, floor_hi, tol)
+    n_iter += iterations
 
-    n_iter = 0
-    floor_lo = floor_hi = None
-    seg_lam: dict = {}
-    codes = seg_rem = None
-    if seginfo is not None:
-        codes, labels, caps = seginfo
-        floor_lo = np.zeros(n)
-        floor_hi = np.zeros(n)
-        for s, lab in enumerate(labels):
-            rows = np.flatnonzero(codes == s)
-            if len(rows) == 0:
-                seg_lam[lab] = 0.0
-                continue
-            lo_s, hi_s, _, _, it = _bisect(vs[rows], cs[rows], caps[s], None, tol)
-            floor_lo[rows], floor_hi[rows] = lo_s, hi_s
-            seg_lam[lab] = hi_s
-            n_iter += it
-
-    lam_lo, lam_hi, _, ch_hi, it = _bisect(vs, cs, b, floor_hi, tol)
-    n_iter += it
-    # greedy fill towards the plan at the lower multipliers
-    m_hi = lam_hi if floor_hi is None else np.maximum(lam_hi, floor_hi)
-    m_lo = lam_lo if floor_lo is None else np.maximum(lam_lo, floor_lo)
-    target = ch_hi.copy()
-    loose = np.flatnonzero(np.broadcast_to(m_lo < m_hi, (n,)))
-    if len(loose):
-        target[loose] = _pick(vs[loose], cs[loose], m_lo if np.ndim(m_lo) == 0 else m_lo[loose])
-    chosen_cost = _row_take(cs, ch_hi)
-    rem = b - chosen_cost.sum()
-    if seginfo is not None:
-        seg_rem = caps - np.bincount(codes[codes >= 0], weights=chosen_cost[codes >= 0], minlength=len(caps))
-    choice = _greedy_fill(ch_hi.copy(), target, vs, cs, rem, codes, seg_rem)
-    if np.isfinite(b) or seginfo is not None:
-        choice = _fill_leftover(choice, vs, cs, b, codes, None if seginfo is None else caps)
+    choice = _fill_towards_lower_multipliers(vs, cs, budget, choice_hi, _multiplier(lam_lo, floor_lo),
+                                             _multiplier(lam_hi, floor_hi), codes, caps)
+    if np.isfinite(budget) or segment_info is not None:
+        choice = _fill_leftover(choice, vs, cs, budget, codes, caps)
         if polish is None:
-            polish = n * L <= 200_000
+            polish = n_customers * n_levels <= POLISH_MAX_CELLS
         if polish:
-            choice = _polish(choice, vs, cs, b, codes, None if seginfo is None else caps)
+            choice = _polish(choice, vs, cs, budget, codes, caps)
 
-    # Lagrangian dual bound min over the two ends of the bracket
-    def dual(lam, floor, ch):
-        m = lam if floor is None else np.maximum(lam, floor)
-        d = (_row_take(vs, ch) - m * _row_take(cs, ch)).sum()
-        if lam > 0:
-            d += lam * b
-        if seginfo is not None:
-            mu = np.maximum(floor - lam, 0.0)
-            for s in range(len(caps)):
-                r = codes == s
-                if r.any() and mu[r][0] > 0:
-                    d += mu[r][0] * caps[s]
-        return d
+    # the Lagrangian dual bound: the smaller of the bracket's two ends
+    bound = _dual_bound(vs, cs, budget, lam_hi, floor_hi, choice_hi, codes, caps)
+    if segment_info is None and lam_lo < lam_hi:
+        bound = min(bound, _dual_bound(vs, cs, budget, lam_lo, None, _pick(vs, cs, lam_lo)))
 
-    bound = dual(lam_hi, floor_hi, ch_hi)
-    if seginfo is None and lam_lo < lam_hi:
-        bound = min(bound, dual(lam_lo, None, _pick(vs, cs, lam_lo)))
+    level = np.take_along_axis(order, choice[:, None], axis=1)[:, 0].astype(np.int64)
+    customer_value, customer_cost = _row_take(vs, choice), _row_take(cs, choice)
+    return Allocation(level=level, value=float(customer_value.sum()), cost=float(customer_cost.sum()),
+                      lam=float(lam_hi), budget=budget, customer_value=customer_value, customer_cost=customer_cost,
+                      bound=float(bound), segment_lam=segment_lam, n_iter=n_iter)
 
-    level = np.take_along_axis(perm, choice[:, None], axis=1)[:, 0].astype(np.int64)
-    cv, cc = _row_take(vs, choice), _row_take(cs, choice)
-    return Allocation(level=level, value=float(cv.sum()), cost=float(cc.sum()), lam=float(lam_hi),
-                      budget=b, customer_value=cv, customer_cost=cc, bound=float(bound),
-                      segment_lam=seg_lam, n_iter=n_iter)
+
+def _sort_levels_by_cost(value: np.ndarray, cost: np.ndarray, max_level: np.ndarray | None):
+    """(order, vs, cs): each row's columns sorted by cost (stable), so that argmax's first maximum is the
+    cheapest tied level. order [n, L]: the original column at each sorted position; vs / cs [n, L]: value and
+    cost in that order, with the levels above ``max_level`` at value -inf."""
+    order = np.argsort(cost, axis=1, kind="stable")
+    cs = np.take_along_axis(cost, order, axis=1)
+    vs = np.take_along_axis(value, order, axis=1)
+    if max_level is not None:
+        vs[order > max_level[:, None]] = -np.inf
+    return order, vs, cs
+
+
+def _segment_multipliers(vs, cs, codes, labels, caps, tol):
+    """Each capped segment's multiplier, bisected on its cap alone.
+
+    Returns floor_lo, floor_hi: [n] the (lam_lo, lam_hi) bracket of each customer's segment (0 outside
+    capped segments); {label: lam_hi of that segment} (0 for a segment without customers); iterations.
+    """
+    floor_lo, floor_hi = np.zeros(len(codes)), np.zeros(len(codes))
+    segment_lam, n_iter = {}, 0
+    for code, label in enumerate(labels):
+        rows = np.flatnonzero(codes == code)
+        if len(rows) == 0:
+            segment_lam[label] = 0.0
+            continue
+        lam_lo, lam_hi, _, _, iterations = _bisect(vs[rows], cs[rows], caps[code], None, tol)
+        floor_lo[rows], floor_hi[rows] = lam_lo, lam_hi
+        segment_lam[label] = lam_hi
+        n_iter += iterations
+    return floor_lo, floor_hi, segment_lam, n_iter
+
+
+def _fill_towards_lower_multipliers(vs, cs, budget, choice_hi, mult_lo, mult_hi, codes=None, caps=None):
+    """The feasible plan ``choice_hi`` (at multipliers ``mult_hi``) greedily upgraded towards each customer's
+    choice at the lower multipliers ``mult_lo`` while the budgets allow (:func:`_greedy_fill`); a new array."""
+    target = choice_hi.copy()
+    loose = np.flatnonzero(np.broadcast_to(mult_lo < mult_hi, (len(choice_hi),)))
+    if len(loose):
+        target[loose] = _pick(vs[loose], cs[loose], mult_lo if np.ndim(mult_lo) == 0 else mult_lo[loose])
+    budget_left, segment_left = _budget_left(_row_take(cs, choice_hi), budget, codes, caps)
+    return _greedy_fill(choice_hi.copy(), target, vs, cs, budget_left, codes, segment_left)
+
+
+def _dual_bound(vs, cs, budget, lam, floor, choice, codes=None, caps=None) -> float:
+    """Lagrangian dual value at global multiplier ``lam`` (and segment floors): sum_i (v - m_i c)[i, choice_i]
+    + lam * budget + sum_s mu_s * cap_s with m_i = max(lam, floor_i) and mu_s = max(floor_s - lam, 0);
+    ``choice`` must be the argmax plan at those multipliers."""
+    dual = (_row_take(vs, choice) - _multiplier(lam, floor) * _row_take(cs, choice)).sum()
+    if lam > 0:
+        dual += lam * budget
+    if codes is not None:
+        mu = np.maximum(floor - lam, 0.0)
+        for code in range(len(caps)):
+            in_segment = codes == code
+            if in_segment.any() and mu[in_segment][0] > 0:
+                dual += mu[in_segment][0] * caps[code]
+    return dual
 
 
 def evaluate_plan(level, value, cost) -> tuple[float, float]:
     """(total value, total cost) of a plan ``level`` [n] on value / cost matrices [n, L]."""
-    v, c = _check_matrices(value, cost)
-    lev = _check_level(level, *v.shape)
-    return float(_row_take(v, lev).sum()), float(_row_take(c, lev).sum())
+    value, cost = _check_matrices(value, cost)
+    level = _check_level(level, *value.shape)
+    return float(_row_take(value, level).sum()), float(_row_take(cost, level).sum())
 
 
-def _check_level(level, n, L) -> np.ndarray:
-    lev = np.asarray(level)
-    if lev.shape != (n,) or not np.issubdtype(lev.dtype, np.integer):
-        raise ValueError(f"level: expected an int array of shape ({n},), got {lev.dtype} {lev.shape}")
-    if len(lev) and (lev.min() < 0 or lev.max() >= L):
-        raise ValueError(f"level: expected indices in 0..{L - 1}")
-    return lev.astype(np.int64)
+def _check_level(level, n_customers, n_levels) -> np.ndarray:
+    level = np.asarray(level)
+    if level.shape != (n_customers,) or not np.issubdtype(level.dtype, np.integer):
+        raise ValueError(f"level: expected an int array of shape ({n_customers},), got {level.dtype} {level.shape}")
+    if len(level) and (level.min() < 0 or level.max() >= n_levels):
+        raise ValueError(f"level: expected indices in 0..{n_levels - 1}")
+    return level.astype(np.int64)
 
 
 # --------------------------------------------------------------------------- exact
@@ -509,76 +522,77 @@ def solve_exact(value, cost, budget, time_limit=60, *, segments=None, segment_ca
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_matrix, csr_matrix, vstack
 
-    v, c = _check_matrices(value, cost)
-    n, L = v.shape
-    b = _check_budget(budget)
-    ml = _check_max_level(max_level, n, L)
-    seginfo = _check_segments(segments, segment_caps, n)
-    nv = n * L
-    rows = np.repeat(np.arange(n), L)
-    one = coo_matrix((np.ones(nv), (rows, np.arange(nv))), shape=(n, nv)).tocsr()
-    cons = [LinearConstraint(one, 1, 1)]
-    if np.isfinite(b):
-        cons.append(LinearConstraint(csr_matrix(c.reshape(1, -1)), -np.inf, b))
-    if seginfo is not None:
-        codes, labels, caps = seginfo
-        mats, ubs = [], []
-        for s in range(len(caps)):
-            w = np.where((codes == s)[:, None], c, 0.0).reshape(1, -1)
-            mats.append(csr_matrix(w))
-            ubs.append(caps[s])
-        cons.append(LinearConstraint(vstack(mats).tocsr(), -np.inf, np.array(ubs)))
-    ub = np.ones((n, L))
-    if ml is not None:
-        ub[np.arange(L)[None, :] > ml[:, None]] = 0.0
-    res = milp(-v.reshape(-1), constraints=cons, integrality=np.ones(nv), bounds=Bounds(0, ub.reshape(-1)),
-               options={"time_limit": float(time_limit), "disp": False})
+    value, cost = _check_matrices(value, cost)
+    n_customers, n_levels = value.shape
+    budget = _check_budget(budget)
+    max_level = _check_max_level(max_level, n_customers, n_levels)
+    segment_info = _check_segments(segments, segment_caps, n_customers)
+    n_vars = n_customers * n_levels
+    rows = np.repeat(np.arange(n_customers), n_levels)
+    one_per_customer = coo_matrix((np.ones(n_vars), (rows, np.arange(n_vars))), shape=(n_customers, n_vars)).tocsr()
+    constraints = [LinearConstraint(one_per_customer, 1, 1)]
+    if np.isfinite(budget):
+        constraints.append(LinearConstraint(csr_matrix(cost.reshape(1, -1)), -np.inf, budget))
+    if segment_info is not None:
+        codes, _, caps = segment_info
+        segment_rows = [csr_matrix(np.where((codes == code)[:, None], cost, 0.0).reshape(1, -1))
+                        for code in range(len(caps))]
+        constraints.append(LinearConstraint(vstack(segment_rows).tocsr(), -np.inf, caps))
+    upper = np.ones((n_customers, n_levels))
+    if max_level is not None:
+        upper[np.arange(n_levels)[None, :] > max_level[:, None]] = 0.0
+    res = milp(-value.reshape(-1), constraints=constraints, integrality=np.ones(n_vars),
+               bounds=Bounds(0, upper.reshape(-1)), options={"time_limit": float(time_limit), "disp": False})
     if res.x is None:
         raise RuntimeError(f"solve_exact: no plan found ({res.message})")
-    level = res.x.reshape(n, L).argmax(axis=1).astype(np.int64)
-    cv, cc = _row_take(v, level), _row_take(c, level)
-    bound = -float(getattr(res, "mip_dual_bound", np.nan) or np.nan) if res.status == 1 else float(cv.sum())
-    return Allocation(level=level, value=float(cv.sum()), cost=float(cc.sum()), lam=float("nan"), budget=b,
-                      customer_value=cv, customer_cost=cc, bound=bound)
+    level = res.x.reshape(n_customers, n_levels).argmax(axis=1).astype(np.int64)
+    customer_value, customer_cost = _row_take(value, level), _row_take(cost, level)
+    bound = (-float(getattr(res, "mip_dual_bound", np.nan) or np.nan) if res.status == 1
+             else float(customer_value.sum()))
+    return Allocation(level=level, value=float(customer_value.sum()), cost=float(customer_cost.sum()),
+                      lam=float("nan"), budget=budget, customer_value=customer_value, customer_cost=customer_cost,
+                      bound=bound)
 
 
 # --------------------------------------------------------------------------- value, cost, ROI
 
 
 def _check_p_levels_margin(p, levels, margin, cost_model, contact_cost):
+    """(p [n, L], levels [L], margin [n], contact_cost) as float64, checked."""
     p = np.asarray(p, dtype=np.float64)
     if p.ndim != 2 or p.shape[0] < 1 or p.shape[1] < 1:
         raise ValueError(f"p: expected a 2-D array [n customers, L levels], got shape {p.shape}")
     if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
         raise ValueError("p: expected probabilities in [0, 1]")
-    n, L = p.shape
-    lv = np.asarray(levels, dtype=np.float64)
-    if lv.shape != (L,):
-        raise ValueError(f"levels: expected shape ({L},) (one amount per column of p), got {lv.shape}")
-    if not np.isfinite(lv).all() or (lv < 0).any() or lv[0] != 0:
+    n_customers, n_levels = p.shape
+    amounts = np.asarray(levels, dtype=np.float64)
+    if amounts.shape != (n_levels,):
+        raise ValueError(f"levels: expected shape ({n_levels},) (one amount per column of p), got {amounts.shape}")
+    if not np.isfinite(amounts).all() or (amounts < 0).any() or amounts[0] != 0:
         raise ValueError("levels: expected finite amounts >= 0 with levels[0] == 0 (no incentive)")
-    mg = np.asarray(margin, dtype=np.float64)
-    if mg.ndim == 0:
-        mg = np.full(n, float(mg))
-    if mg.shape != (n,):
-        raise ValueError(f"margin: expected a number or shape ({n},), got {mg.shape}")
-    if not np.isfinite(mg).all():
+    margins = np.asarray(margin, dtype=np.float64)
+    if margins.ndim == 0:
+        margins = np.full(n_customers, float(margins))
+    if margins.shape != (n_customers,):
+        raise ValueError(f"margin: expected a number or shape ({n_customers},), got {margins.shape}")
+    if not np.isfinite(margins).all():
         raise ValueError("margin: expected finite numbers")
     if cost_model not in COST_MODELS:
         raise ValueError(f"cost_model: expected one of {COST_MODELS}, got {cost_model!r}")
-    cc = float(contact_cost)
-    if not np.isfinite(cc) or cc < 0:
+    contact = float(contact_cost)
+    if not np.isfinite(contact) or contact < 0:
         raise ValueError(f"contact_cost: expected a finite number >= 0, got {contact_cost!r}")
-    return p, lv, mg, cc
+    return p, amounts, margins, contact
 
 
-def _revenue_and_cost(p, lv, mg, cost_model, cc):
-    revenue = (p - p[:, :1]) * mg[:, None]
+def _revenue_and_cost(p, levels, margin, cost_model, contact_cost):
+    """([n, L] incremental revenue, [n, L] expected cost); see :func:`expected_value_and_cost`."""
+    revenue = (p - p[:, :1]) * margin[:, None]
     targeted = (np.arange(p.shape[1]) > 0).astype(np.float64)[None, :]
     if cost_model == "redemption":
-        cost = lv[None, :] * p + cc * targeted
+        cost = levels[None, :] * p + contact_cost * targeted
     else:
-        cost = np.broadcast_to((lv[None, :] + cc) * targeted, p.shape).copy()
+        cost = np.broadcast_to((levels[None, :] + contact_cost) * targeted, p.shape).copy()
     return revenue, cost
 
 
@@ -600,8 +614,8 @@ def expected_value_and_cost(p, levels, margin, cost_model="redemption", contact_
     With this value, :func:`allocate_budget` maximises total incremental profit subject to total
     expected cost <= budget, and plan ROI = profit / cost (see :func:`plan_roi`).
     """
-    p, lv, mg, cc = _check_p_levels_margin(p, levels, margin, cost_model, contact_cost)
-    revenue, cost = _revenue_and_cost(p, lv, mg, cost_model, cc)
+    p, levels, margin, contact_cost = _check_p_levels_margin(p, levels, margin, cost_model, contact_cost)
+    revenue, cost = _revenue_and_cost(p, levels, margin, cost_model, contact_cost)
     return revenue - cost, cost
 
 
@@ -615,17 +629,17 @@ def plan_roi(level, p_true, levels, margin, cost_model="redemption", contact_cos
     roi = profit / cost (DESIGN §6: (incremental revenue - incentive cost) / incentive cost; nan when
     cost == 0), n_targeted = number of customers with level > 0.
     """
-    p, lv, mg, cc = _check_p_levels_margin(p_true, levels, margin, cost_model, contact_cost)
-    lev = _check_level(level, *p.shape)
-    revenue, cost = _revenue_and_cost(p, lv, mg, cost_model, cc)
-    r = float(_row_take(revenue, lev).sum())
-    k = float(_row_take(cost, lev).sum())
+    p, levels, margin, contact_cost = _check_p_levels_margin(p_true, levels, margin, cost_model, contact_cost)
+    level = _check_level(level, *p.shape)
+    revenue, cost = _revenue_and_cost(p, levels, margin, cost_model, contact_cost)
+    total_revenue = float(_row_take(revenue, level).sum())
+    total_cost = float(_row_take(cost, level).sum())
     return {
-        "incremental_revenue": r,
-        "cost": k,
-        "profit": r - k,
-        "roi": (r - k) / k if k > 0 else float("nan"),
-        "n_targeted": int(np.count_nonzero(lev)),
+        "incremental_revenue": total_revenue,
+        "cost": total_cost,
+        "profit": total_revenue - total_cost,
+        "roi": (total_revenue - total_cost) / total_cost if total_cost > 0 else float("nan"),
+        "n_targeted": int(np.count_nonzero(level)),
     }
 
 
@@ -634,8 +648,8 @@ def plan_roi(level, p_true, levels, margin, cost_model="redemption", contact_cos
 
 def _prefix_within_budget(order: np.ndarray, cost_in_order: np.ndarray, budget: float) -> np.ndarray:
     """Positions (into order) of the customers taken: the longest prefix whose cost fits."""
-    k = int(np.searchsorted(np.cumsum(cost_in_order), budget, side="right"))
-    return order[:k]
+    n_taken = int(np.searchsorted(np.cumsum(cost_in_order), budget, side="right"))
+    return order[:n_taken]
 
 
 def uniform_plan(n, level_index, cost_row_estimate, budget, rng) -> np.ndarray:
@@ -647,18 +661,18 @@ def uniform_plan(n, level_index, cost_row_estimate, budget, rng) -> np.ndarray:
     Stops at the first customer that no longer fits (a campaign sent until the money runs out).
     """
     n = int(n)
-    li = int(level_index)
-    if li < 1:
+    column = int(level_index)
+    if column < 1:
         raise ValueError(f"level_index: expected a column >= 1, got {level_index!r}")
-    c = np.asarray(cost_row_estimate, dtype=np.float64)
-    c = np.full(n, float(c)) if c.ndim == 0 else c
-    if c.shape != (n,) or not np.isfinite(c).all() or (c < 0).any():
+    cost = np.asarray(cost_row_estimate, dtype=np.float64)
+    cost = np.full(n, float(cost)) if cost.ndim == 0 else cost
+    if cost.shape != (n,) or not np.isfinite(cost).all() or (cost < 0).any():
         raise ValueError(f"cost_row_estimate: expected a number or [{n}] finite costs >= 0")
-    b = _check_budget(budget)
+    budget = _check_budget(budget)
     rng = np.random.default_rng(rng)
     order = rng.permutation(n)
     level = np.zeros(n, dtype=np.int64)
-    level[_prefix_within_budget(order, c[order], b)] = li
+    level[_prefix_within_budget(order, cost[order], budget)] = column
     return level
 
 
@@ -669,18 +683,18 @@ def random_plan(cost, budget, rng, max_level=None) -> np.ndarray:
     1..max_level_i (default L - 1); customers in random order are given it while the budget allows
     (stops at the first that does not fit). Returns level [n] int64.
     """
-    c = np.asarray(cost, dtype=np.float64)
-    _check_matrices(np.zeros_like(c), c)
-    n, L = c.shape
-    if L < 2:
-        raise ValueError(f"cost: expected at least 2 levels, got shape {c.shape}")
-    b = _check_budget(budget)
-    ml = _check_max_level(max_level, n, L)
-    top = np.full(n, L - 1) if ml is None else ml
+    cost = np.asarray(cost, dtype=np.float64)
+    _check_matrices(np.zeros_like(cost), cost)
+    n_customers, n_levels = cost.shape
+    if n_levels < 2:
+        raise ValueError(f"cost: expected at least 2 levels, got shape {cost.shape}")
+    budget = _check_budget(budget)
+    max_level = _check_max_level(max_level, n_customers, n_levels)
+    top = np.full(n_customers, n_levels - 1) if max_level is None else max_level
     rng = np.random.default_rng(rng)
-    draw = np.where(top > 0, 1 + np.floor(rng.random(n) * np.maximum(top, 1)).astype(np.int64), 0)
-    order = rng.permutation(n)
-    taken = _prefix_within_budget(order, _row_take(c, draw)[order], b)
-    level = np.zeros(n, dtype=np.int64)
+    draw = np.where(top > 0, 1 + np.floor(rng.random(n_customers) * np.maximum(top, 1)).astype(np.int64), 0)
+    order = rng.permutation(n_customers)
+    taken = _prefix_within_budget(order, _row_take(cost, draw)[order], budget)
+    level = np.zeros(n_customers, dtype=np.int64)
     level[taken] = draw[taken]
     return level

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "rfm_features", "gap_statistic", "KSelection", "select_k", "fit_segments", "segment_profile",
-    "plot_k_selection", "plot_segment_map", "CRITERIA", "METHODS",
+    "rfm_features", "gap_statistic", "reference_sets", "KSelection", "select_k", "k_gap", "k_elbow", "fit_segments",
+    "segment_profile", "plot_k_selection", "plot_segment_map", "CRITERIA", "METHODS",
 ]
 
 RFM_COLUMNS = ("recency_days", "frequency", "monetary")
@@ -114,7 +114,7 @@ def _kmeans(X: np.ndarray, k: int, seed: int):
     return KMeans(n_clusters=k, n_init=KMEANS_N_INIT, random_state=seed).fit(X)
 
 
-def _reference_sets(X: np.ndarray, n_refs: int, rng: np.random.Generator, reference: str) -> np.ndarray:
+def reference_sets(X: np.ndarray, n_refs: int, rng: np.random.Generator, reference: str) -> np.ndarray:
     """[n_refs, n, p] uniform draws over the bounding box of X: in its principal-component frame ("pca",
     Tibshirani et al. method b: rotate, draw, rotate back) or of the raw features ("box", method a)."""
     n, p = X.shape
@@ -133,7 +133,7 @@ def _gap_table(X: np.ndarray, ks: list[int], log_w: np.ndarray, n_refs: int, see
         raise ValueError(f"n_refs: expected an integer >= 1, got {n_refs!r}")
     if reference not in ("pca", "box"):
         raise ValueError(f"reference: expected one of ['pca', 'box'], got {reference!r}")
-    refs = _reference_sets(X, int(n_refs), np.random.default_rng(seed), reference)
+    refs = reference_sets(X, int(n_refs), np.random.default_rng(seed), reference)
     ref_log_w = np.log([[_kmeans(ref, k, seed).inertia_ for k in ks] for ref in refs])  # [B, K]
     mean_ref = ref_log_w.mean(axis=0)
     return pd.DataFrame(
@@ -188,14 +188,14 @@ class KSelection:
         return {"gap": self.k_gap, "silhouette": self.k_silhouette, "elbow": self.k_elbow, "bic": self.k_bic}
 
 
-def _k_gap(table: pd.DataFrame) -> int:
+def k_gap(table: pd.DataFrame) -> int:
     """Smallest k with Gap(k) >= Gap(k+1) − s_{k+1} (k+1 = next k in the table); else the k of the largest gap."""
     gap, sd = table["gap"].to_numpy(), table["gap_sd"].to_numpy()
     ok = np.flatnonzero(gap[:-1] >= gap[1:] - sd[1:])
     return int(table.index[ok[0]] if len(ok) else table["gap"].idxmax())
 
 
-def _k_elbow(inertia: pd.Series) -> int:
+def k_elbow(inertia: pd.Series) -> int:
     """k of the inertia curve farthest below the chord joining its first and last points, with k and inertia
     both scaled to [0, 1] (the first k when no point lies below the chord, e.g. with two ks)."""
     k = inertia.index.to_numpy(dtype=np.float64)
@@ -241,9 +241,9 @@ def select_k(X, ks: Iterable[int] = range(3, 11), criterion: str = "gap", n_refs
     table["bic"] = [GaussianMixture(k, covariance_type="full", random_state=seed).fit(Xs).bic(Xs) for k in ks]
 
     picks = {
-        "gap": _k_gap(table),
+        "gap": k_gap(table),
         "silhouette": int(table["silhouette"].idxmax()),
-        "elbow": _k_elbow(table["inertia"]),
+        "elbow": k_elbow(table["inertia"]),
         "bic": int(table["bic"].idxmin()),
     }
     return KSelection(table=table, k_gap=picks["gap"], k_silhouette=picks["silhouette"], k_elbow=picks["elbow"],

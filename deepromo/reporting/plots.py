@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["plot_gain_curves", "plot_training_curves", "plot_response_curves", "plot_roc_pr", "plot_hit_rate_curves",
-           "plot_qini_curves", "saved_figure"]
+__all__ = ["plot_gain_curves", "plot_response_curves", "plot_roc_pr", "plot_hit_rate_curves", "plot_qini_curves",
+           "saved_figure"]
 
 
 @contextmanager
@@ -56,31 +56,16 @@ def plot_gain_curves(
             x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
             if x.shape != y.shape or x.ndim != 1:
                 raise ValueError(f"curves[{name!r}]: expected x and y 1-D of equal length, got {x.shape} and {y.shape}")
-            g = float(np.interp(marker_share, x, y))
-            (line,) = ax.plot(x, y, lw=1.8, label=f"{name} ({g:.0%} at {marker_share:.0%})")
-            ax.plot([marker_share], [g], "o", color=line.get_color())
-            ax.annotate(f"{g:.0%}", (marker_share, g), textcoords="offset points", xytext=(6, -10),
+            gain = float(np.interp(marker_share, x, y))
+            (line,) = ax.plot(x, y, lw=1.8, label=f"{name} ({gain:.0%} at {marker_share:.0%})")
+            ax.plot([marker_share], [gain], "o", color=line.get_color())
+            ax.annotate(f"{gain:.0%}", (marker_share, gain), textcoords="offset points", xytext=(6, -10),
                         color=line.get_color(), fontsize=8)
         ax.axvline(marker_share, color="grey", lw=0.6, alpha=0.6)
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="share of customers targeted",
                ylabel="share of positives reached", title=title)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
-    return path
-
-
-def plot_training_curves(history: dict[str, list[float]], path, title: str = "Training curves") -> Path:
-    """Plot loss per epoch, one line per series (e.g. {"train_loss": [...], "val_loss": [...]}); returns the PNG path."""
-    if not history:
-        raise ValueError("history: expected at least one series, got an empty dict")
-    path = Path(path)
-    with saved_figure(path, figsize=(6, 4)) as (fig, ax):
-        for name, values in history.items():
-            v = np.asarray(values, dtype=float)
-            ax.plot(np.arange(1, len(v) + 1), v, marker="o", ms=3, label=name)
-        ax.set(xlabel="epoch", ylabel="loss", title=title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     return path
 
 
@@ -97,12 +82,12 @@ def plot_response_curves(levels, curves: dict[str, np.ndarray], truth: np.ndarra
     picks = order[np.linspace(0, len(order) - 1, customers).round().astype(int)]
     with saved_figure(path, dpi=110, nrows=1, ncols=customers, figsize=(3.2 * customers, 3.4),
                       sharey=False) as (fig, axes):
-        for ax, i in zip(np.atleast_1d(axes), picks):
+        for ax, customer in zip(np.atleast_1d(axes), picks):
             if truth is not None:
-                ax.plot(levels, truth[i], "k--", lw=2, label="true")
+                ax.plot(levels, truth[customer], "k--", lw=2, label="true")
             for method, curve in curves.items():
-                ax.plot(levels, curve[i], marker="o", ms=3, label=method)
-            ax.set_title(f"test customer #{i}", fontsize=9)
+                ax.plot(levels, curve[customer], marker="o", ms=3, label=method)
+            ax.set_title(f"test customer #{customer}", fontsize=9)
             ax.set_xlabel("incentive")
             ax.grid(alpha=0.3)
         np.atleast_1d(axes)[0].set_ylabel("P(purchase)")
@@ -121,12 +106,12 @@ def plot_roc_pr(scores: dict[str, tuple[np.ndarray, np.ndarray]], path, title: s
     with saved_figure(path, nrows=1, ncols=2, figsize=(11, 4.8)) as (fig, (roc_ax, pr_ax)):
         roc_ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
         base = None
-        for name, (y, p) in scores.items():
-            fpr, tpr, _ = roc_curve(y, p)
+        for name, (y_true, prob) in scores.items():
+            fpr, tpr, _ = roc_curve(y_true, prob)
             roc_ax.plot(fpr, tpr, lw=1.6, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
-            precision, recall, _ = precision_recall_curve(y, p)
+            precision, recall, _ = precision_recall_curve(y_true, prob)
             pr_ax.plot(recall, precision, lw=1.6, label=name)
-            base = float(np.mean(y))
+            base = float(np.mean(y_true))
         pr_ax.axhline(base, ls="--", color="grey", lw=1, label=f"base rate {base:.3f}")
         roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1.02))
         pr_ax.set(xlabel="recall", ylabel="precision", title="precision-recall", xlim=(0, 1), ylim=(0, 1.02))
@@ -164,7 +149,7 @@ def plot_qini_curves(y, treatment, scores: dict[str, np.ndarray], path, title: s
     path = Path(path)
     with saved_figure(path, figsize=(7.5, 5.5)) as (fig, ax):
         end = 0.0
-        colours = iter(c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7)  # grey is for random
+        colours = iter(colour for i, colour in enumerate(plt.get_cmap("tab10").colors) if i != 7)  # grey is for random
         for name, score in scores.items():
             x, q = qini_curve(y, treatment, score)
             style = {"ls": ":", "color": "grey"} if name == "random" else {"color": next(colours, None)}
