@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
 from deepromo.data.batch import PromoBatch, validate_batch
 from deepromo.data.preprocess import Preprocessor
@@ -40,7 +40,42 @@ class TensorDictDataset(Dataset):
         return {k: v[index] for k, v in self.tensors.items()}
 
 
-class LengthBucketBatchSampler:
+class EpochSeededBatches:
+    """Base of the training batch samplers: epoch ``e`` draws its order from ``default_rng([seed, e])``, so a run
+    resumed at epoch ``e`` sees the same batches as an uninterrupted one. Lightning calls ``set_epoch`` at the
+    start of every epoch; without it, each pass moves on to the next epoch's order."""
+
+    def __init__(self, seed: int = 0, on_epoch=None):
+        self.seed, self.epoch, self.on_epoch = int(seed), 0, on_epoch  # on_epoch(epoch): reseed other samplers
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if self.on_epoch is not None:
+            self.on_epoch(self.epoch)
+
+    def next_rng(self) -> np.random.Generator:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        return rng
+
+
+class ShuffledBatches(EpochSeededBatches):
+    """Batches of ``batch_size`` rows of a shuffled order of ``n`` rows; every row once per epoch."""
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0, on_epoch=None):
+        super().__init__(seed, on_epoch)
+        self.n, self.batch_size = int(n), int(batch_size)
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        order = self.next_rng().permutation(self.n)
+        for start in range(0, self.n, self.batch_size):
+            yield order[start:start + self.batch_size].tolist()
+
+
+class LengthBucketBatchSampler(EpochSeededBatches):
     """Shuffled batches of rows with similar sequence lengths (sequence models pay for the longest row).
 
     Each epoch: shuffle all rows, cut them into pools of ``pool_batches`` batches, sort each pool by length,
@@ -48,23 +83,24 @@ class LengthBucketBatchSampler:
     """
 
     def __init__(self, lengths: np.ndarray, batch_size: int, seed: int = 0, pool_batches: int = 50):
+        super().__init__(seed)
         self.lengths = np.asarray(lengths)
         self.batch_size = int(batch_size)
         self.pool = self.batch_size * int(pool_batches)
-        self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return sum(-(-min(self.pool, len(self.lengths) - a) // self.batch_size)
                    for a in range(0, len(self.lengths), self.pool))
 
     def __iter__(self):
-        perm = self.rng.permutation(len(self.lengths))
+        rng = self.next_rng()
+        perm = rng.permutation(len(self.lengths))
         batches = []
         for a in range(0, len(perm), self.pool):
             pool = perm[a:a + self.pool]
             pool = pool[np.argsort(self.lengths[pool], kind="stable")]
             batches += [pool[b:b + self.batch_size].tolist() for b in range(0, len(pool), self.batch_size)]
-        for i in self.rng.permutation(len(batches)):
+        for i in rng.permutation(len(batches)):
             yield batches[i]
 
 
@@ -82,8 +118,10 @@ def batch_loader(dataset: TensorDictDataset, batch_size: int, shuffle: bool, see
             order = np.argsort(lengths, kind="stable")
             sampler = [order[a:a + batch_size].tolist() for a in range(0, len(order), batch_size)]
         return DataLoader(dataset, sampler=sampler, batch_size=None)
-    base = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)) if shuffle else SequentialSampler(dataset)
-    return DataLoader(dataset, sampler=BatchSampler(base, batch_size, drop_last=False), batch_size=None)
+    if shuffle:
+        return DataLoader(dataset, sampler=ShuffledBatches(len(dataset), batch_size, seed), batch_size=None)
+    return DataLoader(dataset, sampler=BatchSampler(SequentialSampler(dataset), batch_size, drop_last=False),
+                      batch_size=None)
 
 
 def split_indices(

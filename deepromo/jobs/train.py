@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 import warnings
 from dataclasses import dataclass
@@ -16,15 +17,18 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from deepromo.data.sources import load_source
-from deepromo.models.base import PromoModel, to_primitive
+from deepromo.jobs.config import ConfigError, check_train_config
+from deepromo.models.base import CHECKPOINT_KEY, PromoModel, to_primitive
 from deepromo.models.registry import get_model_class
 from deepromo.reporting.render import format_table
 from deepromo.tasks import get_task, model_datamodule
 
 log = logging.getLogger("deepromo")
+TRACKING_RECORD = "tracking.json"  # in a run folder: the MLflow run it logs into (a resumed run continues it)
 
 
 def quiet_lightning() -> None:
@@ -58,17 +62,81 @@ def build_trainer(cfg: DictConfig, run_dir: Path, logger=False, callbacks=(), ch
     )
 
 
-def fit_model(cls, dm, params: dict, cfg: DictConfig, run_dir: Path, logger=False, callbacks=()):
-    """Build ``cls`` from the datamodule (``from_datamodule``) with ``params`` and train it."""
+def fit_model(cls, dm, params: dict, cfg: DictConfig, run_dir: Path, logger=False, callbacks=(),
+              resume_from: Path | None = None):
+    """Build ``cls`` from the datamodule (``from_datamodule``) with ``params`` and train it (continuing the
+    training state of checkpoint ``resume_from`` when given)."""
     model: PromoModel = cls.from_datamodule(dm, **params)
     trainer = build_trainer(cfg, run_dir, logger, callbacks, checkpointing=bool(callbacks))
     started = time.perf_counter()
-    trainer.fit(model, datamodule=dm)
+    trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
     model.fit_seconds = time.perf_counter() - started
     return model, trainer
 
 
-def make_logger(cfg: DictConfig, run_dir: Path):
+class RandomStates(pl.Callback):
+    """Keeps the torch, numpy and Python random states in every checkpoint and restores them on resume, so a
+    resumed run draws the same dropout masks (and other random numbers) as an uninterrupted one. Written
+    here: Lightning checkpoints carry no random state."""
+
+    def state_dict(self) -> dict:
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        version, internal, gauss = random.getstate()
+        return {"torch": torch.get_rng_state(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                           int(has_gauss), float(cached)],
+                "python": [version, list(internal), gauss]}
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+
+
+def resume_point(cfg: DictConfig) -> tuple[Path | None, Path]:
+    """(checkpoint to continue from or None, run folder) of ``resume``: a killed run's folder (its
+    ``checkpoints/last.ckpt``; the run continues in that folder) or a checkpoint file."""
+    resume, run_dir = cfg.get("resume"), Path(cfg.paths.output_dir)
+    if resume is None:
+        return None, run_dir
+    path = Path(str(resume))
+    if path.is_dir():
+        run_dir, path = path, path / "checkpoints" / "last.ckpt"
+        if not path.exists():
+            raise ConfigError(f"resume={resume}: the folder has no checkpoints/last.ckpt (the run ended before "
+                              "its first epoch did); start it again instead")
+    from deepromo.serving.checkpoints import read_checkpoint, verify_content
+
+    ckpt = read_checkpoint(str(path))
+    verify_content(str(path), ckpt[CHECKPOINT_KEY], ckpt["state_dict"])
+    if ckpt[CHECKPOINT_KEY].get("model") != cfg.model.name:
+        raise ConfigError(f"resume={resume}: that checkpoint is of model '{ckpt[CHECKPOINT_KEY].get('model')}', "
+                          f"not model={cfg.model.name}")
+    if "loops" not in ckpt:
+        raise ConfigError(f"resume={resume}: '{path}' is a lean model file without training state; resume from a "
+                          "run folder or its checkpoints/last.ckpt")
+    return path, run_dir
+
+
+def tracker_run_id(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The MLflow run to log into: ``logger.run_id``, else the one a resumed run folder recorded."""
+    if cfg.logger.get("run_id") or cfg.get("resume") is None:
+        return cfg.logger.get("run_id")
+    record = run_dir / TRACKING_RECORD
+    return json.loads(record.read_text()).get("mlflow_run_id") if record.exists() else None
+
+
+def end_tracker_run(logger, status: str) -> None:
+    """Mark the MLflow run ``status`` (FAILED, KILLED): a run that died never stays RUNNING or FINISHED."""
+    if isinstance(logger, pl.loggers.MLFlowLogger):
+        try:
+            logger.experiment.set_terminated(logger.run_id, status=status)
+        except Exception as exc:  # the tracker itself may be what failed; the original error matters more
+            log.warning("could not mark MLflow run %s %s: %s", logger.run_id, status, exc)
+
+
+def make_logger(cfg: DictConfig, run_dir: Path, run_id: str | None = None):
     """MLflow (default, local SQLite store), CSV, or none: ``logger=mlflow|csv|none``."""
     kind = cfg.logger.kind
     if kind == "none":
@@ -84,7 +152,7 @@ def make_logger(cfg: DictConfig, run_dir: Path):
             tracking_uri=uri,
             run_name=cfg.logger.run_name,
             artifact_location=cfg.logger.get("artifact_location"),
-            run_id=cfg.logger.get("run_id"),
+            run_id=run_id,
             log_model=False,
         )
     raise ValueError(f"unknown logger.kind '{kind}'; expected one of ['mlflow', 'csv', 'none']")
@@ -150,22 +218,35 @@ def prepare_data(cfg: DictConfig, cls):
 def train_and_evaluate(cfg: DictConfig, callbacks: tuple = ()) -> TrainedRun:
     """The job behind :func:`run`, returning the trained model, datamodule and evaluation too."""
     quiet_lightning()
-    run_dir = Path(cfg.paths.output_dir)
+    check_train_config(cfg)
+    resume_from, run_dir = resume_point(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     cls = get_model_class(cfg.model.name)
-    task = get_task(cls.task)
     data, dm = prepare_data(cfg, cls)
 
-    logger = make_logger(cfg, run_dir)
+    logger = make_logger(cfg, run_dir, tracker_run_id(cfg, run_dir))
+    if isinstance(logger, pl.loggers.MLFlowLogger):  # a resumed run continues the same tracker run
+        (run_dir / TRACKING_RECORD).write_text(json.dumps({"mlflow_run_id": logger.run_id}))
+    try:
+        return evaluate_trained(cfg, cls, data, dm, logger, run_dir, callbacks, resume_from)
+    except BaseException as exc:
+        end_tracker_run(logger, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+
+
+def evaluate_trained(cfg: DictConfig, cls, data, dm, logger, run_dir: Path, callbacks: tuple,
+                     resume_from: Path | None) -> TrainedRun:
+    """Fit, score against the baselines, plot, register and log (the body of :func:`train_and_evaluate`)."""
+    task = get_task(cls.task)
     register = registry_enabled(cfg, logger)  # checked before training: a bad setting must not cost a run
     monitor, mode = cls.monitor
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"), monitor=monitor, mode=mode, save_last=True, filename="best"
     )
-    callbacks = [checkpoint, *extra_callbacks(cfg, monitor, mode), *callbacks]
+    callbacks = [checkpoint, RandomStates(), *extra_callbacks(cfg, monitor, mode), *callbacks]
     params = to_primitive(cfg.model.params)
-    model, trainer = fit_model(cls, dm, params, cfg, run_dir, logger, callbacks)
+    model, trainer = fit_model(cls, dm, params, cfg, run_dir, logger, callbacks, resume_from)
     val_eval = task.evaluate({cfg.model.name: task.model_outputs(model, dm, task.splits_to_score("val"))}, dm, "val")
     trainer.test(model, datamodule=dm, verbose=False)
     model_path = run_dir / "model.ckpt"
@@ -184,6 +265,7 @@ def train_and_evaluate(cfg: DictConfig, callbacks: tuple = ()) -> TrainedRun:
         "target": evaluation.target,
         "n_test": evaluation.n_test,
         "fit_seconds": round(model.fit_seconds, 2),
+        "trained_steps": int(trainer.global_step),
         "val": {
             **{k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")},
             **{f"val/{k}": v for k, v in val_eval.table[cfg.model.name].items()},
@@ -191,13 +273,17 @@ def train_and_evaluate(cfg: DictConfig, callbacks: tuple = ()) -> TrainedRun:
         "test": evaluation.table,
         "model_path": str(model_path),
     }
+    if resume_from is not None:
+        results["resumed_from"] = str(resume_from)
     outputs = {**task.plots(evaluation, dm, run_dir), **model.extra_outputs(dm, run_dir)}
     if cfg.model.get("allocation"):
         section, paths = task.decide(cfg.model.allocation, predictions[cfg.model.name]["test"], dm, run_dir,
                                      seed=int(cfg.seed))
         results["allocation"] = section
         outputs.update(paths)
-    if register:  # before metrics.json is written, so the file (and its MLflow copy) names the version
+    if register and trainer.global_step == 0:
+        log.warning("not registered: the run made no training step, so there is no trained model to register")
+    elif register:  # before metrics.json is written, so the file (and its MLflow copy) names the version
         results["registered"] = register_model_version(cfg, logger, model, model_path, dm)
     (run_dir / "metrics.json").write_text(json.dumps(results, indent=2, default=float))
     print(f"\n{cfg.model.name} on {cfg.data.source}: test metrics against {evaluation.target} "

@@ -10,6 +10,8 @@ benchmarks build a model with ``Model.from_datamodule(dm, **params)``. Checkpoin
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -23,6 +25,19 @@ from deepromo.data.preprocess import Preprocessor
 from deepromo.data.spec import FeatureSpec
 
 CHECKPOINT_KEY = "deepromo"
+HASH_KEY = "content_sha256"  # in the checkpoint's deepromo entry: the hash of its metadata and tensors
+
+
+def checkpoint_content_hash(meta: Mapping[str, Any], state_dict: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over the metadata (as sorted JSON, without the hash itself) and every tensor's name, dtype,
+    shape and bytes: a checkpoint whose content changed after it was written no longer matches it."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({k: v for k, v in meta.items() if k != HASH_KEY}, sort_keys=True, default=str).encode())
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def to_primitive(value: Any) -> Any:
@@ -172,12 +187,19 @@ class PromoModel(pl.LightningModule):
             "deepromo_version": __version__,
         }
 
+    def signed_meta(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+        """``checkpoint_meta()`` plus the content hash of it and ``state_dict`` (checked on load)."""
+        meta = self.checkpoint_meta()
+        meta[HASH_KEY] = checkpoint_content_hash(meta, state_dict)
+        return meta
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = self.checkpoint_meta()
+        checkpoint[CHECKPOINT_KEY] = self.signed_meta(checkpoint["state_dict"])
 
     def save(self, path) -> None:
         """A lean checkpoint (no optimizer or trainer state) that ``deepromo.load_model`` reads."""
-        torch.save({CHECKPOINT_KEY: self.checkpoint_meta(), "state_dict": self.state_dict()}, path)
+        state = self.state_dict()
+        torch.save({CHECKPOINT_KEY: self.signed_meta(state), "state_dict": state}, path)
 
     # --- inference ----------------------------------------------------------------------
     predict_batch_size: ClassVar[int] = 65536  # rows per forward pass at inference (sequence models use fewer)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepromo.serving.checkpoints import load_model
+from deepromo.serving.checkpoints import PYFUNC_CODE_FILE, file_sha256, load_model, verify_pyfunc_code
 from deepromo.serving.tracking import disable_telemetry
 
 disable_telemetry()
@@ -70,11 +70,13 @@ def log_model(
                 path = Path(tmp) / (f"{name}.json" if name != "config" else "config.yaml")
                 path.write_text(text)
                 files[name] = str(path)
+        code_file = Path(__file__).with_name(PYFUNC_CODE_FILE)
         with mlflow.start_run(run_id=run_id, nested=run_id is None and mlflow.active_run() is not None):
             return mlflow.pyfunc.log_model(
                 name=ARTIFACT_NAME,
-                python_model=str(Path(__file__).with_name("pyfunc_entry.py")),  # from code: nothing pickled
+                python_model=str(code_file),  # from code: nothing pickled; MLflow runs this file on load
                 artifacts=files,
+                metadata={"deepromo_code_sha256": file_sha256(code_file)},  # checked before that file is run
                 signature=signature,
                 input_example=example,
                 pip_requirements=PIP_REQUIREMENTS,
@@ -86,9 +88,17 @@ def set_alias(name: str, alias: str, version: int | str) -> None:
     MlflowClient().set_registered_model_alias(name, alias, str(version))
 
 
+def load_pyfunc(uri: str):
+    """``mlflow.pyfunc.load_model`` of a deepromo model, after checking that its code file (which MLflow
+    executes on load) is the one recorded when the model was logged."""
+    local = mlflow.artifacts.download_artifacts(artifact_uri=uri)
+    verify_pyfunc_code(local, uri)
+    return mlflow.pyfunc.load_model(local)
+
+
 def score_with(uri: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Score ``frame`` with the pyfunc at ``uri``: only its signature's columns, categoricals as strings."""
-    scorer = mlflow.pyfunc.load_model(uri)
+    scorer = load_pyfunc(uri)
     columns = scorer.metadata.get_input_schema().input_names()
     return scorer.predict(plain_columns(frame[columns]))
 

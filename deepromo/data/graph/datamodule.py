@@ -27,8 +27,9 @@ from __future__ import annotations
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 
+from deepromo.data.datamodule import ShuffledBatches
 from deepromo.data.graph.build import EXPOSED, REDEEMED, SPLITS, OfferGraph, reverse_edge_type
 from deepromo.data.graph.sampling import HeteroNeighbourSampler, edge_keys
 from deepromo.data.spec import FeatureSpec, LabelSpec
@@ -151,12 +152,16 @@ class OfferGraphDataModule(pl.LightningDataModule):
         exclude[q[hit], seen[1][hit]] = True
         return customers, relevant, exclude
 
+    def reseed_sampling(self, epoch: int) -> None:
+        """Negatives and neighbours of epoch ``epoch`` come from their own seed (a resumed run repeats them)."""
+        self._generator.manual_seed(self.seed * 100_003 + int(epoch))
+
     def train_dataloader(self) -> DataLoader:
         n = len(self.indices["train"])
-        base = RandomSampler(range(n), generator=torch.Generator().manual_seed(self.seed))
+        batches = ShuffledBatches(n, self.batch_size, self.seed, on_epoch=self.reseed_sampling)
         rows = self.indices["train"]
-        return DataLoader(_Positions(n), sampler=BatchSampler(base, self.batch_size, drop_last=False),
-                          batch_size=None, collate_fn=lambda idx: self.train_batch(rows[np.asarray(idx)].tolist()))
+        return DataLoader(_Positions(n), sampler=batches, batch_size=None,
+                          collate_fn=lambda idx: self.train_batch(rows[np.asarray(idx)].tolist()))
 
     def _eval_loader(self, split: str) -> DataLoader:
         return DataLoader([split], batch_size=None, collate_fn=self.eval_batch)
