@@ -117,3 +117,28 @@ def test_every_registered_model_has_a_search_space(make_config, tmp_path):
         if name == "dipn":  # list-valued choices come back as lists, not JSON text
             assert any(o.startswith("model.params.hidden=[") for o in overrides)
             assert "hidden:\n" in (tmp_path / name / "best_params.yaml").read_text()
+
+
+def test_resumed_and_repeated_studies_never_repeat_parameters(make_config, tmp_path):
+    """A resumed study and a second worker continue the sampler's stream instead of restarting it."""
+    from deepromo.jobs.tune import DUPLICATE_ATTR
+
+    run_study(make_config(*study_overrides(tmp_path, 2)))
+    study = run_study(make_config(*study_overrides(tmp_path, 5)))  # the same seed, resumed
+    ran = [t for t in study.trials if DUPLICATE_ATTR not in t.user_attrs]
+    params = [tuple(sorted(t.params.items())) for t in ran]
+    assert len(ran) == 5 and len(set(params)) == 5, params
+
+
+def test_a_drawn_repeat_is_skipped_and_not_counted(make_config, tmp_path):
+    from deepromo.jobs.tune import DUPLICATE_ATTR
+
+    cfg = make_config(*study_overrides(tmp_path, 3))
+    study = make_study(cfg.hparams_search)
+    for _ in range(2):  # the same parameters queued twice: the second is a repeat
+        study.enqueue_trial({"model.params.tau": 0.3, "model.params.hidden": 8}, skip_if_exists=False)
+    study = run_study(cfg)
+    repeats = [t for t in study.trials if DUPLICATE_ATTR in t.user_attrs]
+    assert len(repeats) == 1 and repeats[0].user_attrs[DUPLICATE_ATTR] == 0
+    counted = [t for t in study.trials if DUPLICATE_ATTR not in t.user_attrs]
+    assert len(counted) == 3 and len({tuple(sorted(t.params.items())) for t in counted}) == 3

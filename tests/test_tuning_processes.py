@@ -54,6 +54,8 @@ def test_killed_study_resumes_and_completes_budget(tmp_path):
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
     after = {t.number: t.params for t in study.trials}
     assert all(after[n] == p for n, p in before.items())  # finished trials kept as they were
+    complete = [tuple(sorted(t.params.items())) for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
+    assert len(set(complete)) == len(complete), complete  # the resumed worker drew no earlier configuration
     assert "4/4 finished" in done.stdout
 
 
@@ -63,7 +65,11 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [w.communicate(timeout=600) for w in workers]
     assert all(w.returncode == 0 for w in workers), [o[1][-1500:] for o in outputs]
-    finished = load(tmp_path, "shared").get_trials(states=DONE)
+    from deepromo.jobs.tune import DUPLICATE_ATTR
+
+    finished = [t for t in load(tmp_path, "shared").get_trials(states=DONE) if DUPLICATE_ATTR not in t.user_attrs]
     # the budget is shared: 4 in all, plus at most one trial that was already running when it filled
     assert 4 <= len(finished) <= 5
     assert all("trial" in out for out, _ in outputs)  # both workers ran trials
+    params = [tuple(sorted(t.params.items())) for t in finished]
+    assert len(set(params)) == len(params), params  # the two workers never drew the same configuration

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -120,7 +121,7 @@ def make_study(hs: DictConfig) -> optuna.Study:
     if hs.sampler.name not in SAMPLERS or hs.pruner.name not in PRUNERS:
         raise ValueError(f"hparams_search: sampler must be one of {sorted(SAMPLERS)} and pruner one of {sorted(PRUNERS)}")
     storage = open_storage(hs)
-    sampler = SAMPLERS[hs.sampler.name](seed=hs.sampler.seed)
+    sampler = TrialSeededSampler(SAMPLERS[hs.sampler.name], hs.sampler.seed)
     pruner = (
         optuna.pruners.MedianPruner(n_startup_trials=hs.pruner.n_startup_trials, n_warmup_steps=hs.pruner.n_warmup_steps)
         if hs.pruner.name == "median"
@@ -147,7 +148,9 @@ def open_storage(hs: DictConfig, attempts: int = 5) -> optuna.storages.RDBStorag
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat is "experimental"
                 return optuna.storages.RDBStorage(
-                    url=hs.storage, heartbeat_interval=hs.heartbeat_interval, grace_period=hs.heartbeat_interval * 3
+                    url=hs.storage, heartbeat_interval=hs.heartbeat_interval, grace_period=hs.heartbeat_interval * 3,
+                    # a trial left RUNNING by a killed worker is marked failed, and its parameters run once more
+                    failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
                 )
         except sqlalchemy.exc.SQLAlchemyError:
             if attempt == attempts - 1:
@@ -156,8 +159,61 @@ def open_storage(hs: DictConfig, attempts: int = 5) -> optuna.storages.RDBStorag
     raise AssertionError("unreachable")
 
 
+DUPLICATE_ATTR = "deepromo_duplicate_of"  # user attr of a trial skipped because its parameters were tried before
+MAX_DUPLICATES_IN_A_ROW = 20  # a worker that draws only repeats this often takes the search space as exhausted
+
+
 def finished_trials(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Trials that count against the budget: finished ones, not the skipped repeats."""
+    return sum(DUPLICATE_ATTR not in t.user_attrs for t in study.get_trials(deepcopy=False, states=FINISHED))
+
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """Each trial gets a fresh ``make(seed)`` sampler seeded from (study seed, trial number). Trial numbers are
+    unique across workers and resumes, so two workers, or a study resumed, never replay the same random draws
+    (a single seeded sampler per process restarts its stream in every process). Written here: Optuna seeds a
+    sampler per process, not per trial."""
+
+    def __init__(self, make, seed: int | None):
+        self.make, self.seed, self.by_trial = make, seed, {}
+
+    def _for(self, trial) -> optuna.samplers.BaseSampler:
+        if trial.number not in self.by_trial:
+            seed = None if self.seed is None else int(np.random.SeedSequence([int(self.seed), trial.number])
+                                                       .generate_state(1)[0])
+            self.by_trial[trial.number] = self.make(seed=seed)
+        return self.by_trial[trial.number]
+
+    def infer_relative_search_space(self, study, trial):
+        return self._for(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study, trial) -> None:
+        self._for(trial).before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._for(trial).after_trial(study, trial, state, values)
+        self.by_trial.pop(trial.number, None)
+
+
+class DuplicateParameters(Exception):
+    """A trial drew parameters that an earlier or running trial already has (it is skipped, not trained)."""
+
+
+def earlier_trial_with(study: optuna.Study, trial: optuna.Trial) -> int | None:
+    """Number of another live or finished trial with exactly ``trial``'s parameters (failed trials do not count:
+    running their parameters again is a retry)."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING,
+              optuna.trial.TrialState.WAITING)
+    for other in study.get_trials(deepcopy=False, states=states):
+        if other.number != trial.number and other.params == trial.params and DUPLICATE_ATTR not in other.user_attrs:
+            return other.number
+    return None
 
 
 class Tracker:
@@ -222,9 +278,22 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     if left <= 0:
         print(f"study '{hs.study_name}' already has {finished_trials(study)} of {budget} trials; nothing to run")
 
+    repeats_in_a_row = 0
+
     def objective(trial: optuna.Trial) -> float:
+        nonlocal repeats_in_a_row
         space_of = OmegaConf.to_container(hs.params, resolve=True)
         values = {key: suggest(trial, key, space) for key, space in space_of.items()}
+        earlier = earlier_trial_with(study, trial)
+        if earlier is not None:
+            trial.set_user_attr(DUPLICATE_ATTR, earlier)
+            repeats_in_a_row += 1
+            if repeats_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
+                print(f"study '{hs.study_name}': the last {repeats_in_a_row} draws all repeated earlier trials; "
+                      "the search space looks exhausted, stopping", flush=True)
+                study.stop()
+            raise DuplicateParameters(f"trial {trial.number} drew the parameters of trial {earlier}; skipped")
+        repeats_in_a_row = 0
         run_id = tracker.child(trial.number)
         status = "FAILED"
         try:
@@ -244,6 +313,10 @@ def run_study(cfg: DictConfig) -> optuna.Study:
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         done = finished_trials(study)
+        if done >= budget:
+            study.stop()  # the budget is shared by every worker of the study
+        if DUPLICATE_ATTR in trial.user_attrs:
+            return
         value = "—" if trial.value is None else f"{trial.value:.4f}"
         try:
             best = f"best {study.best_value:.4f} (trial {study.best_trial.number})"
@@ -255,10 +328,10 @@ def run_study(cfg: DictConfig) -> optuna.Study:
     if left > 0:
         study.optimize(
             objective,
-            n_trials=left,
+            n_trials=None,  # until the study's budget of finished trials is reached (progress stops it)
             timeout=hs.timeout,
             catch=(Exception,),  # a failing trial is recorded as FAIL and the study goes on
-            callbacks=[optuna.study.MaxTrialsCallback(budget, states=FINISHED), progress],
+            callbacks=[progress],
             gc_after_trial=True,
         )
     files = write_study_outputs(study, cfg, out_dir)
