@@ -1,9 +1,11 @@
-"""Score a CSV or Parquet file of customers with a trained deepromo model (docs/scoring.md).
+"""Score a CSV/TSV or Parquet file of customers with a trained deepromo model (docs/scoring.md).
 
     python predict.py --model outputs/splc/<time>/model.ckpt --input customers.parquet --output scores.parquet
     python predict.py --model "models:/deepromo-splc-synthetic@champion" --input customers.csv.gz --output scores.parquet
     python predict.py --model outputs/txl/<time>/model.ckpt --input customers.parquet --events events.parquet \
         --as-of 120 --output scores.parquet          # sequence models also read the customers' events
+    python predict.py --model outputs/txl/<time>/model.ckpt --input customers.tsv --events clicks.csv.gz \
+        --events-column ts=day --event-type order=purchase --output scores.parquet   # renamed like data.events_*
 
 Bad input (missing columns, unsupported file type, missing file) prints one ``error: ...`` line and
 exits 2; set DEEPROMO_DEBUG=1 for the traceback.
@@ -17,10 +19,20 @@ import os
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+def name_pair(text: str) -> tuple[str, str]:
+    """``NAME=VALUE`` as a pair of stripped names (an argparse type)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value.strip()
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Score a customer file with a trained deepromo model.")
     parser.add_argument("--model", required=True, help="checkpoint path or models:/NAME@alias / models:/NAME/VERSION")
-    parser.add_argument("--input", required=True, help=".csv, .csv.gz, .parquet or .pq file with the feature columns")
+    parser.add_argument("--input", required=True,
+                        help="file with the feature columns: .csv, .tsv (also compressed: .csv.gz, .tsv.bz2 ...), "
+                             ".parquet or .pq, as the table source reads them")
     parser.add_argument("--output", required=True, help="Parquet file to write (.parquet or .pq)")
     parser.add_argument("--chunk-size", type=int, default=100_000, help="rows per chunk (default 100000)")
     parser.add_argument(
@@ -32,8 +44,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="further input column copied to the output (repeatable)",
     )
     parser.add_argument("--events", default=None, metavar="FILE",
-                        help="sequence models (txl): CSV/Parquet of the customers' events "
-                             "(customer_id, ts, event_type, category, amount, promo_active)")
+                        help="sequence models (txl): CSV/Parquet file (or glob) of the customers' events "
+                             "(customer_id, ts, event_type, amount, optionally category, promo_active)")
+    parser.add_argument("--events-column", action="append", dest="events_columns", type=name_pair, default=[],
+                        metavar="CANONICAL=COLUMN",
+                        help="the events file's column for a canonical event column, as data.events_columns "
+                             "(repeatable; e.g. ts=event_time)")
+    parser.add_argument("--event-type", action="append", dest="event_types", type=name_pair, default=[],
+                        metavar="FILE_TYPE=TYPE",
+                        help="renames an event type of the events file, as data.event_type_map "
+                             "(repeatable; e.g. order=purchase)")
     parser.add_argument("--as-of", type=float, default=None, metavar="DAYS",
                         help="sequence models: prediction time in days (default: just after each customer's newest event)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -47,6 +67,7 @@ def run(args: argparse.Namespace) -> dict:
         summary = score_file(
             args.model, args.input, args.output, chunk_size=args.chunk_size, id_columns=args.id_columns,
             keep_columns=args.keep_columns, progress=not args.no_progress, events=args.events, as_of=args.as_of,
+            events_columns=dict(args.events_columns) or None, event_type_map=dict(args.event_types) or None,
         )
     except FileNotFoundError as exc:  # a wrong path is a user error: one line, exit 2
         raise ValueError(str(exc)) from None

@@ -5,6 +5,7 @@
 """
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from deepromo.jobs.cli import main_guard
@@ -12,6 +13,9 @@ from deepromo.jobs.cli import main_guard
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> None:
+    from deepromo.jobs.config import check_added_keys
+
+    main_guard(check_added_keys, HydraConfig.get().overrides.task)
     if cfg.get("hparams_search"):
         from deepromo.jobs.tune import run_study
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deepromo.data import io as data_io
 from deepromo.data.sources import list_sources, load_source
 from deepromo.data.sources import table as tbl
 from deepromo.data.tables import DataValidationError
@@ -187,8 +188,8 @@ def test_glob_shards_and_tsv(tmp_path):
 
 
 def test_batched_reading_matches_and_locates_bad_values(tmp_path, monkeypatch):
-    monkeypatch.setattr(tbl, "CSV_BLOCK_BYTES", 256)
-    monkeypatch.setattr(tbl, "PARQUET_BATCH_ROWS", 7)
+    monkeypatch.setattr(data_io, "CSV_BLOCK_BYTES", 256)
+    monkeypatch.setattr(data_io, "PARQUET_BATCH_ROWS", 7)
     n = 300
     frame = pd.DataFrame({"id": np.arange(n), "x": np.arange(n) * 0.5, "noise": ["a"] * n})
     csv, parquet = tmp_path / "big.csv", tmp_path / "big.parquet"

@@ -274,3 +274,66 @@ def test_pyfunc_scores_json_histories(tmp_path_factory, tiny_world, tmp_path, mo
         np.testing.assert_allclose(scored["p"], expected["p"], rtol=1e-5)
     finally:
         mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def streaming(purchase_dm):
+    model = make_model(purchase_dm, seg_len=8, mem_len=16)
+    view = purchase_dm.view.subset(np.arange(8))
+    return model, view
+
+
+def snapshot(scorer):
+    return {c: (s.n_events, s.last_ts, s.mems.clone()) for c, s in scorer.states.items()}
+
+
+def test_a_failing_update_changes_no_state(streaming):
+    model, view = streaming
+    scorer = StreamingScorer(model, customers=view.frame)
+    events = view.sequences.events.sort_values("ts", kind="stable")
+    scorer.observe(events.iloc[:30])
+    before = snapshot(scorer)
+    late = events.iloc[[0]].assign(ts=-5.0)  # older than what is cached for its customer
+    bad = pd.concat([events.iloc[30:40], late])  # so the whole batch is refused, the good events too
+    with pytest.raises(ValueError, match="older than its cached newest event"):
+        scorer.observe(bad)
+    after = snapshot(scorer)
+    assert before.keys() == after.keys()
+    for cid, (n, ts, mems) in before.items():
+        assert after[cid][:2] == (n, ts) and torch.equal(after[cid][2], mems)
+
+
+def test_a_replayed_event_is_not_counted_twice(streaming):
+    model, view = streaming
+    scorer = StreamingScorer(model, customers=view.frame)
+    events = view.sequences.events.sort_values("ts", kind="stable")
+    scorer.observe(events)
+    counts = {c: s.n_events for c, s in scorer.states.items()}
+    scores = scorer.score(view.frame["customer_id"])
+    newest = events.groupby("customer_id").tail(1)  # the same deliveries again
+    assert scorer.observe(newest) == []
+    assert {c: s.n_events for c, s in scorer.states.items()} == counts
+    np.testing.assert_array_equal(scorer.score(view.frame["customer_id"]), scores)
+    with pytest.raises(ValueError, match="older than its cached newest event"):  # an older replay is refused
+        scorer.observe(events.groupby("customer_id").head(1))
+
+
+def test_an_unknown_customer_is_refused(streaming):
+    model, view = streaming
+    scorer = StreamingScorer(model, customers=view.frame.iloc[:2])
+    with pytest.raises(ValueError, match=r"no feature row for.*set_customers"):
+        scorer.observe(view.sequences.events)
+    assert not scorer.states
+
+
+def test_the_cache_is_bounded_and_evicts_copies(streaming):
+    model, view = streaming
+    scorer = StreamingScorer(model, customers=view.frame, max_customers=3)
+    scorer.observe(view.sequences.events)
+    assert len(scorer.states) <= 3 and len(scorer.static) <= 3
+    for state in scorer.states.values():  # each memory is its own storage, not a view of a batch tensor
+        assert state.mems.untyped_storage().nbytes() == state.mems.numel() * state.mems.element_size()
+    evicted = [c for c in view.frame["customer_id"] if c not in scorer.static]
+    with pytest.raises(ValueError, match="no feature row"):
+        scorer.score(evicted[:1])
+    assert StreamingScorer(model, customers=view.frame).max_customers == 100_000  # bounded by default

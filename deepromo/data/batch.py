@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 
 import torch
 
+from deepromo.data.errors import UserInputError
 from deepromo.data.spec import FeatureSpec
 
 PromoBatch = dict  # dict[str, torch.Tensor]
@@ -50,7 +51,7 @@ BATCH_KEYS: dict[str, tuple[tuple[str, ...], torch.dtype]] = {
 }
 
 
-class BatchValidationError(ValueError):
+class BatchValidationError(UserInputError):
     """A batch does not match the PromoBatch contract; the message names the key."""
 
 

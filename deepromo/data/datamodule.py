@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
 from deepromo.data.batch import PromoBatch, validate_batch
+from deepromo.data.errors import UserInputError
 from deepromo.data.preprocess import Preprocessor
 from deepromo.data.sequences import EventEncoder, pad_sequences
 from deepromo.data.spec import FeatureSpec, LabelSpec, TreatmentSpec
@@ -28,7 +29,7 @@ class TensorDictDataset(Dataset):
     def __init__(self, tensors: dict[str, torch.Tensor]):
         lengths = {k: len(v) for k, v in tensors.items()}
         if len(set(lengths.values())) > 1:
-            raise ValueError(f"tensors have different lengths: {lengths}")
+            raise UserInputError(f"tensors have different lengths: {lengths}")
         self.tensors = tensors
         self.n = next(iter(lengths.values())) if lengths else 0
 
@@ -130,13 +131,13 @@ def split_indices(
     """Row indices of train/val/test. ``time`` orders rows by ``view.time_column`` (oldest -> train)."""
     n = len(view)
     if split not in SPLITS:
-        raise ValueError(f"unknown split '{split}'; expected one of {SPLITS}")
+        raise UserInputError(f"unknown split '{split}'; expected one of {SPLITS}")
     if not (0 < val_share < 1 and 0 < test_share < 1 and val_share + test_share < 1):
-        raise ValueError(f"val_share={val_share} and test_share={test_share} must be in (0, 1) with a sum < 1")
+        raise UserInputError(f"val_share={val_share} and test_share={test_share} must be in (0, 1) with a sum < 1")
     idx = np.arange(n)
     if split == "time":
         if view.time_column is None:
-            raise ValueError(f"split='time' needs a time column, and view '{view.name}' has none")
+            raise UserInputError(f"split='time' needs a time column, and view '{view.name}' has none")
         order = np.argsort(view.frame[view.time_column].to_numpy(), kind="stable")
         n_test, n_val = int(round(n * test_share)), int(round(n * val_share))
         n_train = n - n_val - n_test

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UserInputError
+
 WINDOWS = (7, 30, 90)
 EVENT_TYPES = ("view", "cart", "purchase", "campaign_click")
 
@@ -103,14 +105,14 @@ def rfm_table(events: pd.DataFrame, customers, as_of: float) -> pd.DataFrame:
     """
     missing = [c for c in ("customer_id", "ts", "event_type", "amount") if c not in events.columns]
     if missing:
-        raise ValueError(f"events: missing column(s) {missing}; expected canonical events with "
+        raise UserInputError(f"events: missing column(s) {missing}; expected canonical events with "
                          f"customer_id, ts, event_type, amount (has {list(events.columns)})")
     as_of = float(as_of)
     if not np.isfinite(as_of):
-        raise ValueError(f"as_of: expected a finite day number, got {as_of!r}")
+        raise UserInputError(f"as_of: expected a finite day number, got {as_of!r}")
     ids = pd.Index(np.asarray(customers), name="customer_id")
     if ids.has_duplicates:
-        raise ValueError(f"customers: expected unique ids, found duplicates e.g. {ids[ids.duplicated()][:5].tolist()}")
+        raise UserInputError(f"customers: expected unique ids, found duplicates e.g. {ids[ids.duplicated()][:5].tolist()}")
 
     et = events["event_type"]
     is_purchase = (et == "purchase").to_numpy(dtype=bool, na_value=False)

@@ -19,6 +19,25 @@ from deepromo.data.spec import CategoricalFeature, NumericFeature
 from deepromo.data.tables import DataValidationError
 
 
+FLOAT32_SAFE = 1e30  # largest magnitude accepted in a numeric feature: float32 holds ~3.4e38, and sums must fit
+
+
+def row_label(df: pd.DataFrame, mask: np.ndarray):
+    """The index label of the first row where ``mask`` is true (what the user sees in their frame)."""
+    return df.index[int(np.argmax(mask))]
+
+
+def check_scalar_values(df: pd.DataFrame, col: str) -> None:
+    """A categorical column holds one value per row: lists, dicts, sets or arrays are refused, naming the row."""
+    series = df[col]
+    if series.dtype != object:
+        return
+    nested = series.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray))).to_numpy(dtype=bool)
+    if nested.any():
+        raise DataValidationError(f"column '{col}' holds {type(series[nested].iloc[0]).__name__} values (first at "
+                                  f"row {row_label(df, nested)}); expected one category per row")
+
+
 def default_embedding_dim(cardinality: int) -> int:
     """fast.ai's rule of thumb, capped at 16: grows slowly with the vocabulary size."""
     return int(min(16, max(2, round(1.6 * cardinality**0.56))))
@@ -56,20 +75,34 @@ class Preprocessor:
             )
 
     def _numeric_values(self, df: pd.DataFrame, col: str) -> np.ndarray:
+        """[n] float64 values of a numeric feature column (log1p-scaled where configured), or an error naming the
+        column and the first offending row: non-numbers (text, dates, durations, complex), NaN/inf, and
+        magnitudes that float32 (the model's precision) cannot hold."""
+        series = df[col]
+        kind = series.dtype.kind
+        if kind in "mMc" or isinstance(series.dtype, pd.DatetimeTZDtype):
+            what = {"m": "durations", "M": "timestamps", "c": "complex numbers"}.get(kind, "timestamps")
+            raise DataValidationError(f"column '{col}' holds {what} ({series.dtype}); expected plain numbers "
+                                      "(convert it, e.g. to days, first)")
         try:
-            x = pd.to_numeric(df[col], errors="raise").to_numpy(dtype=np.float64)
+            x = pd.to_numeric(series, errors="raise").to_numpy(dtype=np.float64)
         except (ValueError, TypeError) as exc:
             raise DataValidationError(f"column '{col}' must be numeric: {exc}") from None
         bad = ~np.isfinite(x)
         if bad.any():
             raise DataValidationError(
-                f"column '{col}' has {int(bad.sum())} NaN/inf value(s) (first at row {int(np.argmax(bad))}); "
+                f"column '{col}' has {int(bad.sum())} NaN/inf value(s) (first at row {row_label(df, bad)}); "
                 "expected finite numbers — fill or drop them first"
             )
         if col in self.log_columns:
             if (x < 0).any():
-                raise DataValidationError(f"column '{col}' has negative values; expected >= 0 (it is log1p-scaled)")
+                raise DataValidationError(f"column '{col}' has negative values (first at row {row_label(df, x < 0)}); "
+                                          "expected >= 0 (it is log1p-scaled)")
             x = np.log1p(x)
+        huge = np.abs(x) > FLOAT32_SAFE
+        if huge.any():
+            raise DataValidationError(f"column '{col}' has {int(huge.sum())} value(s) beyond ±{FLOAT32_SAFE:.0e} (first "
+                                      f"{x[huge][0]:.3g} at row {row_label(df, huge)}), which float32 cannot hold")
         return x
 
     def fit(self, df: pd.DataFrame) -> "Preprocessor":
@@ -80,8 +113,11 @@ class Preprocessor:
             self.vocab[col] = fit_vocabulary(df[col])
         for col in self.numeric:
             x = self._numeric_values(df, col)
-            std = float(x.std())
-            self.stats[col] = {"mean": float(x.mean()), "std": std if std > 1e-12 else 1.0}
+            mean, std = float(x.mean()), float(x.std())
+            if not (np.isfinite(mean) and np.isfinite(std)):
+                raise DataValidationError(f"column '{col}': its mean or spread is not finite (mean {mean}, sd {std}); "
+                                          "the values are too large to standardise — rescale the column")
+            self.stats[col] = {"mean": mean, "std": std if std > 1e-12 else 1.0}
         return self
 
     def transform(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -92,11 +128,19 @@ class Preprocessor:
         n = len(df)
         cat = np.zeros((n, len(self.categorical)), dtype=np.int64)
         for j, col in enumerate(self.categorical):
+            check_scalar_values(df, col)
             cat[:, j] = encode(df[col], self.vocab[col])
         num = np.zeros((n, len(self.numeric)), dtype=np.float32)
-        for j, col in enumerate(self.numeric):
-            s = self.stats[col]
-            num[:, j] = (self._numeric_values(df, col) - s["mean"]) / s["std"]
+        with np.errstate(over="ignore"):
+            for j, col in enumerate(self.numeric):
+                s = self.stats[col]
+                num[:, j] = (self._numeric_values(df, col) - s["mean"]) / s["std"]
+        bad = ~np.isfinite(num)
+        if bad.any():
+            row, j = np.argwhere(bad)[0]
+            raise DataValidationError(f"column '{self.numeric[j]}': value {df[self.numeric[j]].iloc[row]!r} at row "
+                                      f"{df.index[row]} is so far from the training data that its standardised "
+                                      "value overflows float32")
         return cat, num
 
     def categorical_features(self) -> tuple[CategoricalFeature, ...]:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from deepromo.data.encoding import encode, fit_vocabulary
+from deepromo.data.errors import UserInputError
 from deepromo.data.spec import SequenceFeature
 from deepromo.data.tables import DataValidationError
 
@@ -90,7 +91,7 @@ class EventEncoder:
 
     def __init__(self, max_len: int = 256):
         if int(max_len) < 1:
-            raise ValueError(f"max_len must be >= 1, got {max_len}")
+            raise UserInputError(f"max_len must be >= 1, got {max_len}")
         self.max_len = int(max_len)
         self.vocab: dict[str, list[str]] = {}
 

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UserInputError
+
 INTENTS = ("prompted", "organic", "inactive")
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -54,7 +56,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-class DataValidationError(ValueError):
+class DataValidationError(UserInputError):
     """Bad input data: the message names the table, column or value and what was expected."""
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UnknownNameError
 from deepromo.data.features import COUNT_LIKE_PREFIXES, behaviour_features, static_columns
 from deepromo.data.sequences import EventSequences, group_events
 from deepromo.data.tables import CanonicalData, DataValidationError
@@ -209,7 +210,7 @@ def build_view(name: str, data: CanonicalData, **options) -> TaskView:
     """The task view ``name`` of ``data``; ``options`` (config ``data.view_options``) are the view's own settings,
     and one the view does not take is an error rather than silently ignored."""
     if name not in VIEWS:
-        raise KeyError(f"unknown task view '{name}'; valid views are {sorted(VIEWS)}")
+        raise UnknownNameError(f"unknown task view '{name}'; valid views are {sorted(VIEWS)}")
     unknown = sorted(set(options) - set(VIEW_OPTIONS[name]))
     if unknown:
         raise DataValidationError(f"view '{name}' takes no option(s) {unknown}; its options are "

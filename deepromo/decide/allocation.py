@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UserInputError
+
 __all__ = [
     "Allocation", "allocate_budget", "solve_exact", "expected_value_and_cost", "plan_roi",
     "evaluate_plan", "uniform_plan", "random_plan", "COST_MODELS",
@@ -66,13 +68,13 @@ class Allocation:
         n_customers = len(self.level)
         ids = np.arange(n_customers) if customer_ids is None else np.asarray(customer_ids)
         if ids.shape != (n_customers,):
-            raise ValueError(f"customer_ids: expected shape ({n_customers},), got {ids.shape}")
+            raise UserInputError(f"customer_ids: expected shape ({n_customers},), got {ids.shape}")
         if level_values is None:
             incentive = np.full(n_customers, np.nan)
         else:
             amounts = np.asarray(level_values, dtype=np.float64)
             if amounts.ndim != 1 or len(amounts) <= int(self.level.max(initial=0)):
-                raise ValueError(f"level_values: expected a 1-D array covering level {int(self.level.max(initial=0))}, "
+                raise UserInputError(f"level_values: expected a 1-D array covering level {int(self.level.max(initial=0))}, "
                                  f"got shape {amounts.shape}")
             incentive = amounts[self.level]
         return pd.DataFrame({
@@ -98,19 +100,19 @@ def _check_matrices(value, cost) -> tuple[np.ndarray, np.ndarray]:
     value = np.asarray(value, dtype=np.float64)
     cost = np.asarray(cost, dtype=np.float64)
     if value.ndim != 2 or value.shape[1] < 1 or value.shape[0] < 1:
-        raise ValueError(f"value: expected a 2-D array [n customers, L levels] with n, L >= 1, got shape {value.shape}")
+        raise UserInputError(f"value: expected a 2-D array [n customers, L levels] with n, L >= 1, got shape {value.shape}")
     if cost.shape != value.shape:
-        raise ValueError(f"cost: expected the shape of value {value.shape}, got {cost.shape}")
+        raise UserInputError(f"cost: expected the shape of value {value.shape}, got {cost.shape}")
     if not np.isfinite(value).all():
-        raise ValueError("value: expected finite numbers (found NaN or inf)")
+        raise UserInputError("value: expected finite numbers (found NaN or inf)")
     if not np.isfinite(cost).all():
-        raise ValueError("cost: expected finite numbers (found NaN or inf)")
+        raise UserInputError("cost: expected finite numbers (found NaN or inf)")
     if (cost < 0).any():
-        raise ValueError(f"cost: expected costs >= 0, found min {cost.min()!r}")
+        raise UserInputError(f"cost: expected costs >= 0, found min {cost.min()!r}")
     if (value[:, 0] != 0).any():
-        raise ValueError("value: column 0 is 'no incentive' and must be 0 for every customer")
+        raise UserInputError("value: column 0 is 'no incentive' and must be 0 for every customer")
     if (cost[:, 0] != 0).any():
-        raise ValueError("cost: column 0 is 'no incentive' and must be 0 for every customer")
+        raise UserInputError("cost: column 0 is 'no incentive' and must be 0 for every customer")
     return value, cost
 
 
@@ -118,9 +120,9 @@ def _check_budget(budget, name: str = "budget") -> float:
     try:
         amount = float(budget)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number >= 0 (or np.inf), got {budget!r}") from None
+        raise UserInputError(f"{name}: expected a number >= 0 (or np.inf), got {budget!r}") from None
     if np.isnan(amount) or amount < 0:
-        raise ValueError(f"{name}: expected a number >= 0 (or np.inf), got {budget!r}")
+        raise UserInputError(f"{name}: expected a number >= 0 (or np.inf), got {budget!r}")
     return amount
 
 
@@ -131,13 +133,13 @@ def _check_max_level(max_level, n_customers: int, n_levels: int) -> np.ndarray |
     if caps.ndim == 0:
         caps = np.full(n_customers, caps)
     if caps.shape != (n_customers,):
-        raise ValueError(f"max_level: expected an int or an array of shape ({n_customers},), got shape {caps.shape}")
+        raise UserInputError(f"max_level: expected an int or an array of shape ({n_customers},), got shape {caps.shape}")
     if not np.issubdtype(caps.dtype, np.integer):
         if not (np.issubdtype(caps.dtype, np.floating) and np.isfinite(caps).all() and (caps == np.round(caps)).all()):
-            raise ValueError("max_level: expected integer level indices")
+            raise UserInputError("max_level: expected integer level indices")
     caps = caps.astype(np.int64)
     if (caps < 0).any() or (caps > n_levels - 1).any():
-        raise ValueError(f"max_level: expected indices in 0..{n_levels - 1}, got range {caps.min()}..{caps.max()}")
+        raise UserInputError(f"max_level: expected indices in 0..{n_levels - 1}, got range {caps.min()}..{caps.max()}")
     return caps
 
 
@@ -146,12 +148,12 @@ def _check_segments(segments, segment_caps, n_customers: int):
     if segment_caps is None or len(segment_caps) == 0:
         return None
     if segments is None:
-        raise ValueError("segments: required when segment_caps is given")
+        raise UserInputError("segments: required when segment_caps is given")
     segments = np.asarray(segments)
     if segments.shape != (n_customers,):
-        raise ValueError(f"segments: expected shape ({n_customers},), got {segments.shape}")
+        raise UserInputError(f"segments: expected shape ({n_customers},), got {segments.shape}")
     if not isinstance(segment_caps, dict):
-        raise ValueError(f"segment_caps: expected a dict {{label: max total cost}}, got {type(segment_caps).__name__}")
+        raise UserInputError(f"segment_caps: expected a dict {{label: max total cost}}, got {type(segment_caps).__name__}")
     labels = list(segment_caps)
     caps = np.array([_check_budget(segment_caps[label], f"segment_caps[{label!r}]") for label in labels],
                     dtype=np.float64)
@@ -400,7 +402,7 @@ def allocate_budget(value, cost, budget, *, segments=None, segment_caps=None, ma
     segment_info = _check_segments(segments, segment_caps, n_customers)
     tol = float(tol)
     if not (tol > 0):
-        raise ValueError(f"tol: expected a number > 0, got {tol!r}")
+        raise UserInputError(f"tol: expected a number > 0, got {tol!r}")
 
     order, vs, cs = _sort_levels_by_cost(value, cost, max_level)
     codes = caps = floor_lo = floor_hi = None
@@ -501,9 +503,9 @@ def evaluate_plan(level, value, cost) -> tuple[float, float]:
 def _check_level(level, n_customers, n_levels) -> np.ndarray:
     level = np.asarray(level)
     if level.shape != (n_customers,) or not np.issubdtype(level.dtype, np.integer):
-        raise ValueError(f"level: expected an int array of shape ({n_customers},), got {level.dtype} {level.shape}")
+        raise UserInputError(f"level: expected an int array of shape ({n_customers},), got {level.dtype} {level.shape}")
     if len(level) and (level.min() < 0 or level.max() >= n_levels):
-        raise ValueError(f"level: expected indices in 0..{n_levels - 1}")
+        raise UserInputError(f"level: expected indices in 0..{n_levels - 1}")
     return level.astype(np.int64)
 
 
@@ -561,27 +563,27 @@ def _check_p_levels_margin(p, levels, margin, cost_model, contact_cost):
     """(p [n, L], levels [L], margin [n], contact_cost) as float64, checked."""
     p = np.asarray(p, dtype=np.float64)
     if p.ndim != 2 or p.shape[0] < 1 or p.shape[1] < 1:
-        raise ValueError(f"p: expected a 2-D array [n customers, L levels], got shape {p.shape}")
+        raise UserInputError(f"p: expected a 2-D array [n customers, L levels], got shape {p.shape}")
     if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
-        raise ValueError("p: expected probabilities in [0, 1]")
+        raise UserInputError("p: expected probabilities in [0, 1]")
     n_customers, n_levels = p.shape
     amounts = np.asarray(levels, dtype=np.float64)
     if amounts.shape != (n_levels,):
-        raise ValueError(f"levels: expected shape ({n_levels},) (one amount per column of p), got {amounts.shape}")
+        raise UserInputError(f"levels: expected shape ({n_levels},) (one amount per column of p), got {amounts.shape}")
     if not np.isfinite(amounts).all() or (amounts < 0).any() or amounts[0] != 0:
-        raise ValueError("levels: expected finite amounts >= 0 with levels[0] == 0 (no incentive)")
+        raise UserInputError("levels: expected finite amounts >= 0 with levels[0] == 0 (no incentive)")
     margins = np.asarray(margin, dtype=np.float64)
     if margins.ndim == 0:
         margins = np.full(n_customers, float(margins))
     if margins.shape != (n_customers,):
-        raise ValueError(f"margin: expected a number or shape ({n_customers},), got {margins.shape}")
+        raise UserInputError(f"margin: expected a number or shape ({n_customers},), got {margins.shape}")
     if not np.isfinite(margins).all():
-        raise ValueError("margin: expected finite numbers")
+        raise UserInputError("margin: expected finite numbers")
     if cost_model not in COST_MODELS:
-        raise ValueError(f"cost_model: expected one of {COST_MODELS}, got {cost_model!r}")
+        raise UserInputError(f"cost_model: expected one of {COST_MODELS}, got {cost_model!r}")
     contact = float(contact_cost)
     if not np.isfinite(contact) or contact < 0:
-        raise ValueError(f"contact_cost: expected a finite number >= 0, got {contact_cost!r}")
+        raise UserInputError(f"contact_cost: expected a finite number >= 0, got {contact_cost!r}")
     return p, amounts, margins, contact
 
 
@@ -663,11 +665,11 @@ def uniform_plan(n, level_index, cost_row_estimate, budget, rng) -> np.ndarray:
     n = int(n)
     column = int(level_index)
     if column < 1:
-        raise ValueError(f"level_index: expected a column >= 1, got {level_index!r}")
+        raise UserInputError(f"level_index: expected a column >= 1, got {level_index!r}")
     cost = np.asarray(cost_row_estimate, dtype=np.float64)
     cost = np.full(n, float(cost)) if cost.ndim == 0 else cost
     if cost.shape != (n,) or not np.isfinite(cost).all() or (cost < 0).any():
-        raise ValueError(f"cost_row_estimate: expected a number or [{n}] finite costs >= 0")
+        raise UserInputError(f"cost_row_estimate: expected a number or [{n}] finite costs >= 0")
     budget = _check_budget(budget)
     rng = np.random.default_rng(rng)
     order = rng.permutation(n)
@@ -687,7 +689,7 @@ def random_plan(cost, budget, rng, max_level=None) -> np.ndarray:
     _check_matrices(np.zeros_like(cost), cost)
     n_customers, n_levels = cost.shape
     if n_levels < 2:
-        raise ValueError(f"cost: expected at least 2 levels, got shape {cost.shape}")
+        raise UserInputError(f"cost: expected at least 2 levels, got shape {cost.shape}")
     budget = _check_budget(budget)
     max_level = _check_max_level(max_level, n_customers, n_levels)
     top = np.full(n_customers, n_levels - 1) if max_level is None else max_level

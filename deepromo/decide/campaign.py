@@ -22,6 +22,8 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower, TTestIndPower
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize, proportions_ztest
 
+from deepromo.data.errors import UserInputError
+
 __all__ = [
     "Metric", "proportion_test", "mean_test", "compare_arms", "lift_table_markdown",
     "sample_size_proportions", "power_proportions", "minimum_detectable_lift", "sample_size_means",
@@ -51,7 +53,7 @@ class Metric:
 
     def __post_init__(self):
         if self.kind not in ("rate", "mean"):
-            raise ValueError(f"Metric({self.column!r}).kind: expected 'rate' or 'mean', got {self.kind!r}")
+            raise UserInputError(f"Metric({self.column!r}).kind: expected 'rate' or 'mean', got {self.kind!r}")
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -60,7 +62,7 @@ class Metric:
 def _check_open_unit(name: str, value) -> float:
     value = float(value)
     if not 0.0 < value < 1.0:
-        raise ValueError(f"{name}: expected a number in (0, 1), got {value!r}")
+        raise UserInputError(f"{name}: expected a number in (0, 1), got {value!r}")
     return value
 
 
@@ -70,7 +72,7 @@ def _check_count(name: str, value) -> int:
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise ValueError(f"{name}: expected a non-negative integer count, got {value!r}")
+        raise UserInputError(f"{name}: expected a non-negative integer count, got {value!r}")
     return int(value)
 
 
@@ -78,13 +80,13 @@ def _check_values(name: str, values, metric: str) -> np.ndarray:
     try:
         v = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"metric {metric!r}: {name}: expected numeric values ({e})") from None
+        raise UserInputError(f"metric {metric!r}: {name}: expected numeric values ({e})") from None
     if v.ndim != 1:
-        raise ValueError(f"metric {metric!r}: {name}: expected a 1-D array, got shape {v.shape}")
+        raise UserInputError(f"metric {metric!r}: {name}: expected a 1-D array, got shape {v.shape}")
     if np.isnan(v).any():
-        raise ValueError(f"metric {metric!r}: {name}: expected no NaN, found {int(np.isnan(v).sum())} of {len(v)}")
+        raise UserInputError(f"metric {metric!r}: {name}: expected no NaN, found {int(np.isnan(v).sum())} of {len(v)}")
     if len(v) < 2:
-        raise ValueError(f"metric {metric!r}: {name}: expected at least 2 values for a t-test, got {len(v)}")
+        raise UserInputError(f"metric {metric!r}: {name}: expected at least 2 values for a t-test, got {len(v)}")
     return v
 
 
@@ -96,7 +98,7 @@ def _check_binary(frame: pd.DataFrame, column: str, what: str) -> np.ndarray:
         v = None
     bad = frame[column].unique()[:5] if v is None else np.unique(v[~np.isin(v, (0.0, 1.0))])[:5]
     if len(bad):
-        raise ValueError(f"{what} column {column!r}: expected 0/1 values only, got {bad.tolist()}")
+        raise UserInputError(f"{what} column {column!r}: expected 0/1 values only, got {bad.tolist()}")
     return v
 
 
@@ -117,9 +119,9 @@ def proportion_test(successes_control, n_control, successes_treatment, n_treatme
     s_t = _check_count("successes_treatment", successes_treatment)
     for arm, s, n in (("control", s_c, n_c), ("treatment", s_t, n_t)):
         if n == 0:
-            raise ValueError(f"n_{arm}: the {arm} arm has no observations (n = 0)")
+            raise UserInputError(f"n_{arm}: the {arm} arm has no observations (n = 0)")
         if s > n:
-            raise ValueError(f"successes_{arm}: expected at most n_{arm} = {n}, got {s}")
+            raise UserInputError(f"successes_{arm}: expected at most n_{arm} = {n}, got {s}")
     p_c, p_t = s_c / n_c, s_t / n_t
     notes = []
     # statsmodels compares arm 1 against arm 2: pass treatment first so diff / ratio are treatment vs control
@@ -207,7 +209,7 @@ def _default_metrics(frame: pd.DataFrame, arm_column: str) -> dict[str, Metric]:
         is_rate = frame[col].isin((0, 1)).all()
         out[str(col)] = Metric(col, "rate" if is_rate else "mean")
     if not out:
-        raise ValueError(f"metrics: none given and frame has no numeric column besides {arm_column!r}")
+        raise UserInputError(f"metrics: none given and frame has no numeric column besides {arm_column!r}")
     return out
 
 
@@ -242,25 +244,25 @@ def compare_arms(frame: pd.DataFrame, arm_column: str, control, treatments=None,
     """
     alpha = _check_open_unit("alpha", alpha)
     if correction not in CORRECTIONS:
-        raise ValueError(f"correction: expected one of {list(CORRECTIONS)}, got {correction!r}")
+        raise UserInputError(f"correction: expected one of {list(CORRECTIONS)}, got {correction!r}")
     if arm_column not in frame.columns:
-        raise ValueError(f"arm_column: {arm_column!r} is not a column of frame (has {list(frame.columns)})")
+        raise UserInputError(f"arm_column: {arm_column!r} is not a column of frame (has {list(frame.columns)})")
     arm = frame[arm_column]
     available = sorted(arm.dropna().unique().tolist())
     if control not in available:
-        raise ValueError(f"control: arm {control!r} not found in column {arm_column!r} (arms: {available})")
+        raise UserInputError(f"control: arm {control!r} not found in column {arm_column!r} (arms: {available})")
     treatments = [a for a in available if a != control] if treatments is None else list(treatments)
     missing = [a for a in treatments if a not in available or a == control]
     if missing or not treatments:
-        raise ValueError(f"treatments: expected arms of {arm_column!r} other than control {control!r} "
+        raise UserInputError(f"treatments: expected arms of {arm_column!r} other than control {control!r} "
                          f"(arms: {available}), got {missing or treatments}")
     metrics = _default_metrics(frame, arm_column) if metrics is None else dict(metrics)
     for name, m in metrics.items():
         if not isinstance(m, Metric):
-            raise ValueError(f"metrics[{name!r}]: expected a Metric(column, kind, among), got {m!r}")
+            raise UserInputError(f"metrics[{name!r}]: expected a Metric(column, kind, among), got {m!r}")
         absent = [c for c in (m.column, m.among) if c is not None and c not in frame.columns]
         if absent:
-            raise ValueError(f"metrics[{name!r}]: column(s) {absent} not in frame (has {list(frame.columns)})")
+            raise UserInputError(f"metrics[{name!r}]: column(s) {absent} not in frame (has {list(frame.columns)})")
 
     used = frame[arm.isin([control, *treatments]).to_numpy()]
     columns = {}  # metric name -> (values [m], arm labels [m]) on the rows the metric counts
@@ -279,7 +281,7 @@ def compare_arms(frame: pd.DataFrame, arm_column: str, control, treatments=None,
             try:
                 rows.append(_row(a, name, m, values[labels == control], values[labels == a], alpha))
             except ValueError as e:
-                raise ValueError(f"metric {name!r}, control {control!r} vs arm {a!r}: {e}") from None
+                raise UserInputError(f"metric {name!r}, control {control!r} vs arm {a!r}: {e}") from None
 
     table = pd.DataFrame(rows)
     p = table["p_value"].to_numpy(dtype=np.float64)
@@ -319,7 +321,7 @@ def lift_table_markdown(table: pd.DataFrame) -> str:
     """
     missing = [c for c in TABLE_COLUMNS if c not in table.columns]
     if missing:
-        raise ValueError(f"table: missing column(s) {missing}; expected the output of compare_arms")
+        raise UserInputError(f"table: missing column(s) {missing}; expected the output of compare_arms")
     level = 100.0 * (1.0 - table.attrs.get("alpha", 0.05))
     lines = [f"| Arm | Metric | Control | Treatment | Lift ({level:g} % CI) | p (adj.) | n (control / treatment) |",
              "|---|---|---|---|---|---|---|"]
@@ -338,13 +340,13 @@ def lift_table_markdown(table: pd.DataFrame) -> str:
 
 def _ratio(n_control, n_treatment) -> float:
     if n_control <= 0 or n_treatment <= 0:
-        raise ValueError(f"n_control / n_treatment: expected positive sizes, got {n_control!r} / {n_treatment!r}")
+        raise UserInputError(f"n_control / n_treatment: expected positive sizes, got {n_control!r} / {n_treatment!r}")
     return float(n_treatment) / float(n_control)
 
 
 def _check_power_args(alpha, power, ratio) -> tuple[float, float, float]:
     if not float(ratio) > 0.0:
-        raise ValueError(f"ratio: expected n_treatment / n_control > 0, got {ratio!r}")
+        raise UserInputError(f"ratio: expected n_treatment / n_control > 0, got {ratio!r}")
     return _check_open_unit("alpha", alpha), _check_open_unit("power", power), float(ratio)
 
 
@@ -358,17 +360,17 @@ def sample_size_proportions(p_control: float, p_treatment: float | None = None, 
     (treatment > control) or "smaller".
     """
     if (p_treatment is None) == (relative_lift is None):
-        raise ValueError(f"p_treatment / relative_lift: expected exactly one, got p_treatment={p_treatment!r}, "
+        raise UserInputError(f"p_treatment / relative_lift: expected exactly one, got p_treatment={p_treatment!r}, "
                          f"relative_lift={relative_lift!r}")
     p_c = _check_open_unit("p_control", p_control)
     p_t = _check_open_unit("p_treatment" if relative_lift is None else "p_control · (1 + relative_lift)",
                       p_treatment if relative_lift is None else p_c * (1.0 + float(relative_lift)))
     alpha, power, ratio = _check_power_args(alpha, power, ratio)
     if alternative not in _ALTERNATIVES:
-        raise ValueError(f"alternative: expected one of {list(_ALTERNATIVES)}, got {alternative!r}")
+        raise UserInputError(f"alternative: expected one of {list(_ALTERNATIVES)}, got {alternative!r}")
     h = proportion_effectsize(p_t, p_c)
     if h == 0.0 or (alternative == "larger" and h < 0) or (alternative == "smaller" and h > 0):
-        raise ValueError(f"p_treatment: {p_t!r} vs p_control {p_c!r} is no effect in the direction of "
+        raise UserInputError(f"p_treatment: {p_t!r} vs p_control {p_c!r} is no effect in the direction of "
                          f"alternative={alternative!r}")
     n = NormalIndPower().solve_power(effect_size=h, alpha=alpha, power=power, ratio=ratio, alternative=alternative)
     return int(math.ceil(n))
@@ -396,7 +398,7 @@ def minimum_detectable_lift(p_control: float, n_control: int, n_treatment: int |
     # ⇒ p_t = sin²(asin√p_c + h/2), valid while the angle stays ≤ π/2 (p_t ≤ 1).
     angle = math.asin(math.sqrt(p_c)) + abs(float(h)) / 2.0
     if angle > math.pi / 2.0:
-        raise ValueError(f"n_control: {n_control} units per arm cannot detect any lift from p_control {p_c!r} "
+        raise UserInputError(f"n_control: {n_control} units per arm cannot detect any lift from p_control {p_c!r} "
                          f"(the detectable Cohen's h {abs(float(h)):.3f} exceeds the room up to p = 1)")
     return math.sin(angle) ** 2 / p_c - 1.0
 
@@ -405,9 +407,9 @@ def sample_size_means(sd: float, delta: float, alpha: float = 0.05, power: float
     """Control-arm n (treatment n = ratio · n) for a two-sided two-sample t-test to detect a mean difference
     delta with common standard deviation sd (same unit as delta); statsmodels TTestIndPower, rounded up."""
     if not float(sd) > 0.0:
-        raise ValueError(f"sd: expected a positive standard deviation, got {sd!r}")
+        raise UserInputError(f"sd: expected a positive standard deviation, got {sd!r}")
     if float(delta) == 0.0 or not np.isfinite(float(delta)):
-        raise ValueError(f"delta: expected a finite non-zero difference, got {delta!r}")
+        raise UserInputError(f"delta: expected a finite non-zero difference, got {delta!r}")
     alpha, power, ratio = _check_power_args(alpha, power, ratio)
     n = TTestIndPower().solve_power(effect_size=abs(float(delta)) / float(sd), alpha=alpha, power=power, ratio=ratio)
     return int(math.ceil(n))

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UserInputError
+
 __all__ = [
     "rfm_features", "gap_statistic", "reference_sets", "KSelection", "select_k", "k_gap", "k_elbow", "fit_segments",
     "segment_profile", "plot_k_selection", "plot_segment_map", "CRITERIA", "METHODS",
@@ -28,17 +30,17 @@ def _check_rfm(rfm: pd.DataFrame, name: str = "rfm") -> pd.DataFrame:
     """The three RFM columns as float64 (same index); ValueError on missing columns, empty input, NaN, < 0."""
     missing = [c for c in RFM_COLUMNS if c not in rfm.columns]
     if missing:
-        raise ValueError(f"{name}: missing column(s) {missing}; expected the output of rfm_table with "
+        raise UserInputError(f"{name}: missing column(s) {missing}; expected the output of rfm_table with "
                          f"{list(RFM_COLUMNS)} (has {list(rfm.columns)})")
     if len(rfm) == 0:
-        raise ValueError(f"{name}: expected at least one customer, got 0 rows")
+        raise UserInputError(f"{name}: expected at least one customer, got 0 rows")
     vals = rfm[list(RFM_COLUMNS)].astype(np.float64)
     bad = vals.columns[vals.isna().any()].tolist()
     if bad:
-        raise ValueError(f"{name}: expected no NaN, found NaN in column(s) {bad}")
+        raise UserInputError(f"{name}: expected no NaN, found NaN in column(s) {bad}")
     neg = vals.columns[(vals < 0).any()].tolist()
     if neg:
-        raise ValueError(f"{name}: expected non-negative values, found negatives in column(s) {neg}")
+        raise UserInputError(f"{name}: expected non-negative values, found negatives in column(s) {neg}")
     return vals
 
 
@@ -46,9 +48,9 @@ def _check_X(X, name: str = "X") -> np.ndarray:
     """X as a finite float64 [n, p] array (n >= 1, p >= 1)."""
     arr = np.asarray(X, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name}: expected a non-empty 2-D array [n, p], got shape {arr.shape}")
+        raise UserInputError(f"{name}: expected a non-empty 2-D array [n, p], got shape {arr.shape}")
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name}: expected finite values, found {int((~np.isfinite(arr)).sum())} NaN/inf")
+        raise UserInputError(f"{name}: expected finite values, found {int((~np.isfinite(arr)).sum())} NaN/inf")
     return arr
 
 
@@ -56,10 +58,10 @@ def _check_ks(ks: Iterable[int], n_rows: int) -> list[int]:
     """Sorted unique ks; each an integer >= 2 and < n_rows (the rows that are clustered)."""
     ks = list(ks)
     if not ks or any(isinstance(k, bool) or int(k) != k for k in ks):
-        raise ValueError(f"ks: expected a non-empty sequence of integers, got {ks!r}")
+        raise UserInputError(f"ks: expected a non-empty sequence of integers, got {ks!r}")
     ks = sorted({int(k) for k in ks})
     if ks[0] < 2 or ks[-1] >= n_rows:
-        raise ValueError(f"ks: expected integers in [2, n_rows) with n_rows = {n_rows} rows clustered, "
+        raise UserInputError(f"ks: expected integers in [2, n_rows) with n_rows = {n_rows} rows clustered, "
                          f"got ks from {ks[0]} to {ks[-1]}")
     return ks
 
@@ -68,16 +70,16 @@ def _check_labels(labels, n: int) -> np.ndarray:
     """labels as int64 [n]."""
     lab = np.asarray(labels)
     if lab.shape != (n,):
-        raise ValueError(f"labels: expected shape ({n},) (one label per rfm row), got {lab.shape}")
+        raise UserInputError(f"labels: expected shape ({n},) (one label per rfm row), got {lab.shape}")
     if not np.issubdtype(lab.dtype, np.integer):
-        raise ValueError(f"labels: expected integer segment labels, got dtype {lab.dtype}")
+        raise UserInputError(f"labels: expected integer segment labels, got dtype {lab.dtype}")
     return lab.astype(np.int64)
 
 
 def _subsample(X: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
     """X itself when n <= max_rows, else a seeded random subset of max_rows rows (original order kept)."""
     if int(max_rows) != max_rows or max_rows < 2:
-        raise ValueError(f"max_rows: expected an integer >= 2, got {max_rows!r}")
+        raise UserInputError(f"max_rows: expected an integer >= 2, got {max_rows!r}")
     if len(X) <= max_rows:
         return X
     rows = np.sort(np.random.default_rng(seed).choice(len(X), size=int(max_rows), replace=False))
@@ -130,9 +132,9 @@ def reference_sets(X: np.ndarray, n_refs: int, rng: np.random.Generator, referen
 def _gap_table(X: np.ndarray, ks: list[int], log_w: np.ndarray, n_refs: int, seed: int, reference: str) -> pd.DataFrame:
     """Gap table from the data's log W_k [len(ks)] (see gap_statistic); X is the (subsampled) data clustered."""
     if int(n_refs) != n_refs or n_refs < 1:
-        raise ValueError(f"n_refs: expected an integer >= 1, got {n_refs!r}")
+        raise UserInputError(f"n_refs: expected an integer >= 1, got {n_refs!r}")
     if reference not in ("pca", "box"):
-        raise ValueError(f"reference: expected one of ['pca', 'box'], got {reference!r}")
+        raise UserInputError(f"reference: expected one of ['pca', 'box'], got {reference!r}")
     refs = reference_sets(X, int(n_refs), np.random.default_rng(seed), reference)
     ref_log_w = np.log([[_kmeans(ref, k, seed).inertia_ for k in ks] for ref in refs])  # [B, K]
     mean_ref = ref_log_w.mean(axis=0)
@@ -221,11 +223,11 @@ def select_k(X, ks: Iterable[int] = range(3, 11), criterion: str = "gap", n_refs
     from sklearn.mixture import GaussianMixture
 
     if criterion not in CRITERIA:
-        raise ValueError(f"criterion: expected one of {list(CRITERIA)}, got {criterion!r}")
+        raise UserInputError(f"criterion: expected one of {list(CRITERIA)}, got {criterion!r}")
     Xs = _subsample(_check_X(X), max_rows, seed)
     ks = _check_ks(ks, len(Xs))
     if int(silhouette_rows) != silhouette_rows or silhouette_rows <= ks[-1]:
-        raise ValueError(f"silhouette_rows: expected an integer > max(ks) = {ks[-1]}, got {silhouette_rows!r}")
+        raise UserInputError(f"silhouette_rows: expected an integer > max(ks) = {ks[-1]}, got {silhouette_rows!r}")
     sample = int(silhouette_rows) if len(Xs) > silhouette_rows else None
 
     fits = [_kmeans(Xs, k, seed) for k in ks]
@@ -274,10 +276,10 @@ def fit_segments(X, k: int, method: str = "kmeans", seed: int = 0) -> tuple[np.n
     from sklearn.mixture import GaussianMixture
 
     if method not in METHODS:
-        raise ValueError(f"method: expected one of {list(METHODS)}, got {method!r}")
+        raise UserInputError(f"method: expected one of {list(METHODS)}, got {method!r}")
     arr = _check_X(X)
     if isinstance(k, bool) or int(k) != k or not 2 <= k < len(arr):
-        raise ValueError(f"k: expected an integer in [2, n) with n = {len(arr)} rows, got {k!r}")
+        raise UserInputError(f"k: expected an integer in [2, n) with n = {len(arr)} rows, got {k!r}")
     k = int(k)
     if method == "kmeans":
         est = _kmeans(arr, k, seed)
@@ -312,7 +314,7 @@ def _binary_column(df: pd.DataFrame, col: str) -> np.ndarray:
     """df[col] as float64 [n], checked to hold only 0/1."""
     v = df[col].to_numpy(dtype=np.float64, na_value=np.nan)
     if not np.isin(v, (0.0, 1.0)).all():
-        raise ValueError(f"outcomes: expected column {col!r} to hold 0/1 only, got values "
+        raise UserInputError(f"outcomes: expected column {col!r} to hold 0/1 only, got values "
                          f"{pd.unique(v[~np.isin(v, (0.0, 1.0))])[:5].tolist()}")
     return v
 
@@ -333,10 +335,10 @@ def segment_profile(rfm: pd.DataFrame, labels, outcomes: pd.DataFrame | None = N
     frame = vals.reset_index(drop=True).assign(segment=lab)
     if outcomes is not None:
         if "purchased" not in outcomes.columns:
-            raise ValueError(f"outcomes: missing column 'purchased' (has {list(outcomes.columns)})")
+            raise UserInputError(f"outcomes: missing column 'purchased' (has {list(outcomes.columns)})")
         missing = rfm.index.difference(outcomes.index)
         if len(missing):
-            raise ValueError(f"outcomes: expected a row for every rfm customer_id, missing {len(missing)} "
+            raise UserInputError(f"outcomes: expected a row for every rfm customer_id, missing {len(missing)} "
                              f"e.g. {missing[:5].tolist()}")
         aligned = outcomes.reindex(rfm.index)
         frame["purchased"] = _binary_column(aligned, "purchased")

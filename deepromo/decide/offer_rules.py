@@ -39,10 +39,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from deepromo.data.errors import UserInputError
+
 __all__ = ["CompiledRules", "OfferRules", "RuleValidationError", "compile_rules", "feasible_mask", "rank_offers"]
 
 
-class RuleValidationError(ValueError):
+class RuleValidationError(UserInputError):
     """A rule's input is malformed: the message names the rule and the column."""
 
 
@@ -276,16 +278,16 @@ def rank_offers(scores, mask, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     s = scores.detach().cpu() if isinstance(scores, torch.Tensor) else torch.as_tensor(np.asarray(scores))
     m = mask.detach().cpu() if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
     if s.dim() != 2:
-        raise ValueError(f"scores: expected a [n_customers, n_offers] 2-D array, got shape {tuple(s.shape)}")
+        raise UserInputError(f"scores: expected a [n_customers, n_offers] 2-D array, got shape {tuple(s.shape)}")
     if tuple(m.shape) != tuple(s.shape):
-        raise ValueError(f"mask: expected shape {tuple(s.shape)} like scores, got {tuple(m.shape)}")
+        raise UserInputError(f"mask: expected shape {tuple(s.shape)} like scores, got {tuple(m.shape)}")
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        raise UserInputError(f"k must be an integer >= 1, got {k!r}")
     if not s.is_floating_point():
         s = s.to(torch.float32)
     m = m.bool()
     if torch.isnan(s[m]).any():
-        raise ValueError(f"scores: {int(torch.isnan(s[m]).sum())} feasible entries are NaN")
+        raise UserInputError(f"scores: {int(torch.isnan(s[m]).sum())} feasible entries are NaN")
     masked = torch.where(m, s, torch.full_like(s, -math.inf))
     k_eff = min(int(k), s.shape[1])
     if k_eff == 0 or s.shape[0] == 0:

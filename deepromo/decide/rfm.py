@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UserInputError
+
 __all__ = ["rfm_scores", "rfm_segment", "RFM_TOP_SEGMENTS", "RFM_SEGMENTS", "RFM_SEGMENT_GRID"]
 
 RFM_TOP_SEGMENTS = ("champions", "loyal", "potential_loyalists")
@@ -45,13 +47,13 @@ def rfm_scores(rfm: pd.DataFrame, n_bins: int = 5) -> pd.DataFrame:
     """
     missing = [c for c in ("recency_days", "frequency", "monetary") if c not in rfm.columns]
     if missing:
-        raise ValueError(f"rfm: missing column(s) {missing}; expected the output of rfm_table")
+        raise UserInputError(f"rfm: missing column(s) {missing}; expected the output of rfm_table")
     if int(n_bins) != n_bins or n_bins < 2:
-        raise ValueError(f"n_bins: expected an integer >= 2, got {n_bins!r}")
+        raise UserInputError(f"n_bins: expected an integer >= 2, got {n_bins!r}")
     if len(rfm) == 0:
-        raise ValueError("rfm: expected at least one customer, got 0 rows")
+        raise UserInputError("rfm: expected at least one customer, got 0 rows")
     if rfm[["recency_days", "frequency", "monetary"]].isna().any().any():
-        raise ValueError("rfm: expected no NaN in recency_days / frequency / monetary")
+        raise UserInputError("rfm: expected no NaN in recency_days / frequency / monetary")
     return pd.DataFrame(
         {
             "R": _quantile_score(-rfm["recency_days"], int(n_bins)),
@@ -81,10 +83,10 @@ def rfm_segment(rfm_scores: pd.DataFrame) -> pd.Series:
     """
     missing = [c for c in ("R", "F", "M") if c not in rfm_scores.columns]
     if missing:
-        raise ValueError(f"rfm_scores: missing column(s) {missing}; expected the output of rfm_scores")
+        raise UserInputError(f"rfm_scores: missing column(s) {missing}; expected the output of rfm_scores")
     vals = rfm_scores[["R", "F", "M"]].to_numpy()
     if not np.isin(vals, np.arange(1, 6)).all():
-        raise ValueError("rfm_scores: expected integer scores in 1..5 (use rfm_scores(..., n_bins=5))")
+        raise UserInputError("rfm_scores: expected integer scores in 1..5 (use rfm_scores(..., n_bins=5))")
     r, f, m = (vals[:, i].astype(np.int64) for i in range(3))
     fm = (f + m + 1) // 2  # round half up
     grid = np.array(RFM_SEGMENT_GRID, dtype=object)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UserInputError
 from deepromo.decide.rfm import RFM_TOP_SEGMENTS
 
 __all__ = ["top_share_plan", "rfm_rule_plan"]
@@ -12,7 +13,7 @@ __all__ = ["top_share_plan", "rfm_rule_plan"]
 
 def _check_level_index(level: int) -> int:
     if int(level) != level or level < 1:
-        raise ValueError(f"level: expected an incentive column >= 1, got {level!r}")
+        raise UserInputError(f"level: expected an incentive column >= 1, got {level!r}")
     return int(level)
 
 
@@ -23,9 +24,9 @@ def top_share_plan(score, share: float, level: int = 1) -> np.ndarray:
     """
     score = np.asarray(score, dtype=np.float64)
     if score.ndim != 1 or not np.isfinite(score).all():
-        raise ValueError(f"score: expected [n] finite numbers, got shape {score.shape}")
+        raise UserInputError(f"score: expected [n] finite numbers, got shape {score.shape}")
     if not 0.0 <= float(share) <= 1.0:
-        raise ValueError(f"share: expected a share of customers in [0, 1], got {share!r}")
+        raise UserInputError(f"share: expected a share of customers in [0, 1], got {share!r}")
     level = _check_level_index(level)
     k = int(round(float(share) * len(score)))
     plan = np.zeros(len(score), dtype=np.int64)
@@ -43,7 +44,7 @@ def rfm_rule_plan(rfm_segment, rfm_scores: pd.DataFrame, level: int, cost, budge
     total = rfm_scores[["R", "F", "M"]].to_numpy().sum(axis=1)
     cost = np.broadcast_to(np.asarray(cost, dtype=np.float64), names.shape)
     if len(total) != len(names):
-        raise ValueError(f"rfm_scores: expected {len(names)} rows (one per customer), got {len(total)}")
+        raise UserInputError(f"rfm_scores: expected {len(names)} rows (one per customer), got {len(total)}")
     level = _check_level_index(level)
     eligible = np.flatnonzero(np.isin(names, list(segments)))
     order = eligible[np.argsort(-total[eligible], kind="stable")]

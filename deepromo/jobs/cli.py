@@ -1,30 +1,36 @@
-"""Command-line helpers: turn known bad-input errors into one clear line and exit code 2."""
+"""Command-line helpers: deepromo's own errors (bad data, config, names, files) become one line and exit 2.
+
+Any other exception is a bug and keeps its traceback; set DEEPROMO_DEBUG=1 for the traceback of user errors too.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
 
-from deepromo.data.batch import BatchValidationError
-from deepromo.data.sources import UnknownSourceError
-from deepromo.data.tables import DataValidationError
-from deepromo.models.registry import UnknownModelError
+from deepromo.data.errors import UserInputError
 
-USER_ERRORS = (DataValidationError, BatchValidationError, UnknownModelError, UnknownSourceError, TypeError, ValueError)
+
+def terminate_as_interrupt(signum, frame):  # noqa: ARG001 - the signal handler signature
+    """SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so runs are marked KILLED and files cleaned."""
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
 def main_guard(fn, *args, **kwargs):
-    """Run ``fn``; a user error (bad data, config or name) prints ``error: <message>`` and exits 2.
-
-    Set DEEPROMO_DEBUG=1 to get the full traceback instead.
-    """
-    import os
-
+    """Run ``fn``; a user error prints ``error: <message>`` and exits 2, an interrupt exits 130."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminate_as_interrupt)
     if os.environ.get("DEEPROMO_DEBUG"):
         return fn(*args, **kwargs)
     try:
         return fn(*args, **kwargs)
-    except USER_ERRORS as exc:
+    except UserInputError as exc:
         logging.getLogger("deepromo").debug("user error", exc_info=True)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted{f': {exc}' if str(exc) else ''}", file=sys.stderr)
+        sys.exit(130)

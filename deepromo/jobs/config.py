@@ -8,6 +8,8 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from deepromo.data.errors import UserInputError
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
@@ -22,7 +24,7 @@ def compose_train_config(overrides: Iterable[str] = (), config_dir: str | Path =
         return compose(config_name=config_name, overrides=list(overrides))
 
 
-class ConfigError(ValueError):
+class ConfigError(UserInputError):
     """A config value that cannot work: the message names the key, the value and what is expected."""
 
 
@@ -62,3 +64,42 @@ def check_train_config(cfg: DictConfig) -> None:
     resume = cfg.get("resume")
     if resume is not None and not Path(str(resume)).exists():
         raise ConfigError(f"resume={resume!r}: no such run folder or checkpoint")
+
+
+def check_model_params(cfg: DictConfig, defaults: dict) -> None:
+    """Every ``model.params`` key is a hyper-parameter of the model, of the kind its default has."""
+    params = OmegaConf.to_container(cfg.model.params, resolve=True) if cfg.model.get("params") else {}
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ConfigError(f"model.params.{unknown[0]}: model '{cfg.model.name}' has no such hyper-parameter; "
+                          f"valid ones are {sorted(defaults)}")
+    for key, value in params.items():
+        default = defaults[key]
+        if default is None or value is None:
+            continue
+        number = (int, float)
+        ok = (isinstance(value, bool) if isinstance(default, bool)
+              else isinstance(value, number) and not isinstance(value, bool) if isinstance(default, number)
+              else isinstance(value, type(default)))
+        if not ok:
+            kind = {bool: "true or false", int: "a number", float: "a number", str: "a string", list: "a list",
+                    dict: "a mapping"}.get(type(default), type(default).__name__)
+            raise ConfigError(f"model.params.{key}={value!r}: expected {kind}, like its default {default!r}")
+
+
+# Config subtrees whose keys something reads by name and checks (a "+key=value" there is validated later).
+OPEN_PREFIXES = ("model.params.", "model.baselines.", "model.search_space.", "data.options.", "data.view_options.",
+                 "hparams_search.params.", "hydra.")
+
+
+def check_added_keys(overrides) -> None:
+    """Refuse ``+key=value`` overrides that add a key nothing reads (Hydra would accept and ignore them)."""
+    for override in overrides:
+        text = str(override)
+        if not text.startswith("+") or text.startswith("++"):
+            continue
+        key = text[1:].split("=", 1)[0].split("@", 1)[0]
+        if key.startswith(OPEN_PREFIXES) or (CONFIG_DIR / key).is_dir():  # an open subtree, or a config group
+            continue
+        raise ConfigError(f"+{key}: no setting of that name exists, so nothing would read it; check the spelling "
+                          "(python train.py --cfg job lists every key)")

@@ -40,6 +40,7 @@ from deepromo.decide.campaign import (
 from deepromo.decide.rollout import logged_rollout, simulate_rollout
 from deepromo.decide.scenarios import budget_scenarios, plot_roi_by_budget, purchase_margin, scenario_table
 from deepromo.decide.targeting import rfm_rule_plan, top_share_plan
+from deepromo.jobs.config import ConfigError
 from deepromo.jobs.segment import Segmentation, segment_customers, segmentation_options, write_segmentation
 from deepromo.jobs.train import TrainedRun, train_and_evaluate
 from deepromo.reporting.plots import plot_qini_curves, saved_figure
@@ -356,7 +357,7 @@ def run_decision_report(cfg: DictConfig) -> dict:
     run_dir = trained.run_dir
     task = get_task(type(trained.model).task)
     if not task.plans_campaigns:
-        raise ValueError(f"report.py needs a model whose task plans campaigns (response or targeting: dipn, splc); "
+        raise ConfigError(f"report.py needs a model whose task plans campaigns (response or targeting: dipn, splc); "
                          f"model '{cfg.model.name}' is a {task.name} model")
     data, frame, simulated = rollout_population(cfg, trained)
     seg = segment_customers(data, **segmentation_options(cfg))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from deepromo.data.features import rfm_table
 from deepromo.data.sources import load_source
 from deepromo.data.tables import CanonicalData
 from deepromo.decide.clustering import (
@@ -27,8 +28,8 @@ from deepromo.decide.clustering import (
     segment_profile,
     select_k,
 )
-from deepromo.data.features import rfm_table
 from deepromo.decide.rfm import rfm_scores, rfm_segment
+from deepromo.jobs.config import ConfigError
 
 log = logging.getLogger("deepromo")
 
@@ -76,21 +77,21 @@ def customer_rfm(data: CanonicalData, columns: dict | None = None) -> pd.DataFra
     if has_purchases and not columns:
         return rfm_table(data.events, ids, as_of=data.history_end)
     if not columns:
-        raise ValueError(f"data '{data.name}' has no purchase events to compute RFM from; name the customer "
+        raise ConfigError(f"data '{data.name}' has no purchase events to compute RFM from; name the customer "
                          "columns to use in data.rfm_columns (recency_days, recency_scale, frequency, monetary)")
     c = dict(columns)
     unknown = set(c) - {"recency_days", "recency_scale", "frequency", "monetary"}
     if unknown:
-        raise ValueError(f"rfm_columns: unknown key(s) {sorted(unknown)}; expected recency_days, recency_scale, "
+        raise ConfigError(f"rfm_columns: unknown key(s) {sorted(unknown)}; expected recency_days, recency_scale, "
                          "frequency, monetary")
     for key in ("recency_days", "monetary"):
         if not c.get(key):
-            raise ValueError(f"rfm_columns.{key}: expected a customer column name, got {c.get(key)!r}")
+            raise ConfigError(f"rfm_columns.{key}: expected a customer column name, got {c.get(key)!r}")
     customers = data.customers.set_index("customer_id")
     named = [v for k, v in c.items() if k != "recency_scale" and v]
     missing = [v for v in named if v not in customers.columns]
     if missing:
-        raise ValueError(f"rfm_columns: column(s) {missing} not in the customers table (has "
+        raise ConfigError(f"rfm_columns: column(s) {missing} not in the customers table (has "
                          f"{list(customers.columns)})")
     scale = float(c.get("recency_scale") or 1.0)
     return pd.DataFrame({
@@ -121,7 +122,7 @@ def segment_customers(data: CanonicalData, ks=range(3, 11), criterion: str = "ga
     rfm = customer_rfm(data, rfm_columns)
     buyers = (rfm["frequency"] > 0).to_numpy()
     if buyers.sum() <= max(ks):
-        raise ValueError(f"data '{data.name}': only {int(buyers.sum())} customers with a purchase, too few to "
+        raise ConfigError(f"data '{data.name}': only {int(buyers.sum())} customers with a purchase, too few to "
                          f"try k up to {max(ks)}")
     features = rfm_features(rfm[buyers])
     selection = select_k(features, ks=ks, criterion=criterion, n_refs=n_refs, seed=seed, max_rows=max_rows)

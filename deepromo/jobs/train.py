@@ -21,7 +21,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from deepromo.data.sources import load_source
-from deepromo.jobs.config import ConfigError, check_train_config
+from deepromo.jobs.config import ConfigError, check_model_params, check_train_config
 from deepromo.models.base import CHECKPOINT_KEY, PromoModel, to_primitive
 from deepromo.models.registry import get_model_class
 from deepromo.reporting.render import format_table
@@ -155,7 +155,7 @@ def make_logger(cfg: DictConfig, run_dir: Path, run_id: str | None = None):
             run_id=run_id,
             log_model=False,
         )
-    raise ValueError(f"unknown logger.kind '{kind}'; expected one of ['mlflow', 'csv', 'none']")
+    raise ConfigError(f"unknown logger.kind '{kind}'; expected one of ['mlflow', 'csv', 'none']")
 
 
 def curated_params(cfg: DictConfig, model: PromoModel) -> dict[str, Any]:
@@ -223,6 +223,7 @@ def train_and_evaluate(cfg: DictConfig, callbacks: tuple = ()) -> TrainedRun:
     run_dir.mkdir(parents=True, exist_ok=True)
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     cls = get_model_class(cfg.model.name)
+    check_model_params(cfg, cls.defaults)
     data, dm = prepare_data(cfg, cls)
 
     logger = make_logger(cfg, run_dir, tracker_run_id(cfg, run_dir))
@@ -299,9 +300,9 @@ def registry_enabled(cfg: DictConfig, logger) -> bool:
     mode = str(cfg.registry.register).lower()
     is_mlflow = isinstance(logger, pl.loggers.MLFlowLogger)
     if mode == "true" and not is_mlflow:
-        raise ValueError(f"registry.register=true needs logger=mlflow (got logger={cfg.logger.kind})")
+        raise ConfigError(f"registry.register=true needs logger=mlflow (got logger={cfg.logger.kind})")
     if mode not in ("true", "false", "auto"):
-        raise ValueError(f"registry.register must be true, false or auto, got '{cfg.registry.register}'")
+        raise ConfigError(f"registry.register must be true, false or auto, got '{cfg.registry.register}'")
     return is_mlflow and mode in ("true", "auto")
 
 
@@ -339,7 +340,7 @@ def run_baseline(name: str, options, cls, task, dm, params: dict, cfg: DictConfi
     step = options.get("postprocess")
     if step:
         if step not in task.postprocess:
-            raise KeyError(f"baseline '{name}': unknown postprocess '{step}' for task '{task.name}'; "
+            raise ConfigError(f"baseline '{name}': unknown postprocess '{step}' for task '{task.name}'; "
                            f"valid ones are {sorted(task.postprocess)}")
         outputs = {s: task.postprocess[step](out, dm, s) for s, out in outputs.items()}
     return outputs

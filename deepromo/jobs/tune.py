@@ -25,6 +25,7 @@ import optuna
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from deepromo.jobs.config import ConfigError
 from deepromo.jobs.train import quiet_lightning, run
 
 log = logging.getLogger("deepromo.jobs.tune")
@@ -67,7 +68,7 @@ def suggest(trial: optuna.Trial, key: str, space: dict) -> Any:
         if any(isinstance(c, (list, tuple, dict)) for c in choices):  # Optuna stores only scalars: use JSON text
             return json.loads(trial.suggest_categorical(key, [json.dumps(c) for c in choices]))
         return trial.suggest_categorical(key, choices)
-    raise ValueError(f"hparams_search.params.{key}: unknown type '{kind}'; expected float, int or categorical")
+    raise ConfigError(f"hparams_search.params.{key}: unknown type '{kind}'; expected float, int or categorical")
 
 
 def decode_choice(value: Any) -> Any:
@@ -86,7 +87,7 @@ def trial_config(cfg: DictConfig, values: dict[str, Any], output_dir: Path, run_
     OmegaConf.set_struct(trial_cfg, False)
     for key, value in values.items():
         if OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
-            raise KeyError(f"hparams_search.params: '{key}' is not a key of the training config")
+            raise ConfigError(f"hparams_search.params: '{key}' is not a key of the training config")
         OmegaConf.update(trial_cfg, key, value, merge=False)
     trial_cfg.paths.output_dir = str(output_dir)
     trial_cfg.hparams_search = None
@@ -119,7 +120,7 @@ def with_model_objective(cfg: DictConfig) -> DictConfig:
 
 def make_study(hs: DictConfig) -> optuna.Study:
     if hs.sampler.name not in SAMPLERS or hs.pruner.name not in PRUNERS:
-        raise ValueError(f"hparams_search: sampler must be one of {sorted(SAMPLERS)} and pruner one of {sorted(PRUNERS)}")
+        raise ConfigError(f"hparams_search: sampler must be one of {sorted(SAMPLERS)} and pruner one of {sorted(PRUNERS)}")
     storage = open_storage(hs)
     sampler = TrialSeededSampler(SAMPLERS[hs.sampler.name], hs.sampler.seed)
     pruner = (
@@ -150,7 +151,7 @@ def open_storage(hs: DictConfig, attempts: int = 5) -> optuna.storages.RDBStorag
                 return optuna.storages.RDBStorage(
                     url=hs.storage, heartbeat_interval=hs.heartbeat_interval, grace_period=hs.heartbeat_interval * 3,
                     # a trial left RUNNING by a killed worker is marked failed, and its parameters run once more
-                    failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
                 )
         except sqlalchemy.exc.SQLAlchemyError:
             if attempt == attempts - 1:
@@ -301,7 +302,7 @@ def run_study(cfg: DictConfig) -> optuna.Study:
             callbacks = (PruneOnValidation(trial, monitor),) if monitor else ()
             results = run(trial_cfg, callbacks=callbacks)
             if hs.metric not in results["val"]:
-                raise KeyError(f"hparams_search.metric '{hs.metric}' not found; validation metrics are {sorted(results['val'])}")
+                raise ConfigError(f"hparams_search.metric '{hs.metric}' not found; validation metrics are {sorted(results['val'])}")
             value = float(results["val"][hs.metric])
             status = "FINISHED" if math.isfinite(value) else "FAILED"
             return value  # NaN is recorded by Optuna as a failed trial

@@ -15,6 +15,8 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
+from deepromo.data.errors import UserInputError
+
 __all__ = ["binary_report", "expected_calibration_error"]
 
 
@@ -25,11 +27,11 @@ def _as_1d(x, name: str) -> np.ndarray:
     try:
         a = np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{name}: expected a 1-D numeric array-like, could not convert ({e})") from None
+        raise UserInputError(f"{name}: expected a 1-D numeric array-like, could not convert ({e})") from None
     if a.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {a.shape}")
+        raise UserInputError(f"{name}: expected a 1-D array, got shape {a.shape}")
     if a.size == 0:
-        raise ValueError(f"{name}: expected at least one element, got an empty array")
+        raise UserInputError(f"{name}: expected at least one element, got an empty array")
     return a
 
 
@@ -38,7 +40,7 @@ def _binary(x, name: str) -> np.ndarray:
     a = _as_1d(x, name)
     bad = ~np.isin(a, (0.0, 1.0))
     if bad.any():
-        raise ValueError(f"{name}: expected values in {{0, 1}}, found e.g. {np.unique(a[bad])[:5].tolist()}")
+        raise UserInputError(f"{name}: expected values in {{0, 1}}, found e.g. {np.unique(a[bad])[:5].tolist()}")
     return a.astype(np.int64)
 
 
@@ -46,14 +48,14 @@ def _scores(x, name: str) -> np.ndarray:
     """1-D finite float array (no NaN / inf)."""
     a = _as_1d(x, name)
     if not np.isfinite(a).all():
-        raise ValueError(f"{name}: expected finite scores, found {int((~np.isfinite(a)).sum())} NaN/inf value(s)")
+        raise UserInputError(f"{name}: expected finite scores, found {int((~np.isfinite(a)).sum())} NaN/inf value(s)")
     return a
 
 
 def _same_len(**arrays: np.ndarray) -> None:
     lens = {k: len(v) for k, v in arrays.items()}
     if len(set(lens.values())) > 1:
-        raise ValueError(f"length mismatch: expected equal lengths, got {lens}")
+        raise UserInputError(f"length mismatch: expected equal lengths, got {lens}")
 
 
 def binary_report(y_true, y_pred, score=None) -> dict[str, float]:
@@ -93,7 +95,7 @@ def expected_calibration_error(y_true, prob, n_bins: int = 15) -> float:
     p = _scores(prob, "prob")
     _same_len(y_true=yt, prob=p)
     if (p < 0).any() or (p > 1).any():
-        raise ValueError(f"prob: expected probabilities in [0, 1], got range [{p.min()}, {p.max()}]")
+        raise UserInputError(f"prob: expected probabilities in [0, 1], got range [{p.min()}, {p.max()}]")
     if int(n_bins) != n_bins or n_bins < 1:
-        raise ValueError(f"n_bins: expected a positive integer, got {n_bins!r}")
+        raise UserInputError(f"n_bins: expected a positive integer, got {n_bins!r}")
     return float(binary_calibration_error(torch.from_numpy(p), torch.from_numpy(yt), n_bins=int(n_bins), norm="l1"))

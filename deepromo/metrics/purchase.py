@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torchmetrics.functional.classification import binary_average_precision, binary_f1_score
 
+from deepromo.data.errors import UserInputError
 from deepromo.metrics.classification import (
     _binary,
     _same_len,
@@ -47,7 +48,7 @@ def precision_at_share(y_true, score, share: float) -> float:
     s = _scores(score, "score")
     _same_len(y_true=y, score=s)
     if not 0 < share <= 1:
-        raise ValueError(f"share must lie in (0, 1], got {share}")
+        raise UserInputError(f"share must lie in (0, 1], got {share}")
     k = max(1, int(np.ceil(share * len(s))))
     top = np.argsort(-s, kind="stable")[:k]
     return float(y[top].mean())

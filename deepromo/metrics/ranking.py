@@ -35,6 +35,8 @@ from torchmetrics.functional.retrieval import (
     retrieval_reciprocal_rank,
 )
 
+from deepromo.data.errors import UserInputError
+
 TIES = ("pessimistic", "optimistic", "index")
 
 __all__ = ["ranking_report", "TIES"]
@@ -47,7 +49,7 @@ def _tensor(x, name: str, dtype=None) -> torch.Tensor:
         try:
             t = torch.as_tensor(np.asarray(x))
         except (TypeError, ValueError) as e:
-            raise ValueError(f"{name}: expected a numeric array-like, could not convert ({e})") from None
+            raise UserInputError(f"{name}: expected a numeric array-like, could not convert ({e})") from None
     return t if dtype is None else t.to(dtype)
 
 
@@ -55,23 +57,23 @@ def _flatten(scores, relevant, exclude):
     """(query, item, score, relevant) flat arrays of the kept (non-excluded) items, and the query count."""
     if isinstance(scores, (list, tuple)):
         if not isinstance(relevant, (list, tuple)) or len(relevant) != len(scores):
-            raise ValueError(f"relevant: expected a list with one entry per query like scores ({len(scores)}), got "
+            raise UserInputError(f"relevant: expected a list with one entry per query like scores ({len(scores)}), got "
                              f"{type(relevant).__name__}"
                              + (f" of length {len(relevant)}" if isinstance(relevant, (list, tuple)) else ""))
         if exclude is not None and (not isinstance(exclude, (list, tuple)) or len(exclude) != len(scores)):
-            raise ValueError(f"exclude: expected a list with one entry per query like scores ({len(scores)})")
+            raise UserInputError(f"exclude: expected a list with one entry per query like scores ({len(scores)})")
         q, i, s, r = [], [], [], []
         for n, sc in enumerate(scores):
             st = _tensor(sc, f"scores[{n}]", torch.float64).reshape(-1)
             rt = _tensor(relevant[n], f"relevant[{n}]").reshape(-1)
             if rt.shape != st.shape:
-                raise ValueError(f"relevant[{n}]: expected shape {tuple(st.shape)} like scores[{n}], "
+                raise UserInputError(f"relevant[{n}]: expected shape {tuple(st.shape)} like scores[{n}], "
                                  f"got {tuple(rt.shape)}")
             keep = torch.ones_like(rt, dtype=torch.bool)
             if exclude is not None:
                 et = _tensor(exclude[n], f"exclude[{n}]").reshape(-1)
                 if et.shape != st.shape:
-                    raise ValueError(f"exclude[{n}]: expected shape {tuple(st.shape)} like scores[{n}], "
+                    raise UserInputError(f"exclude[{n}]: expected shape {tuple(st.shape)} like scores[{n}], "
                                      f"got {tuple(et.shape)}")
                 keep = ~et.bool()
             idx = torch.nonzero(keep).reshape(-1)
@@ -85,16 +87,16 @@ def _flatten(scores, relevant, exclude):
         return (torch.cat(q), torch.cat(i), torch.cat(s), torch.cat(r)), len(scores)
     st = _tensor(scores, "scores", torch.float64)
     if st.dim() != 2:
-        raise ValueError(f"scores: expected a [queries, items] 2-D array (or a list of 1-D arrays), "
+        raise UserInputError(f"scores: expected a [queries, items] 2-D array (or a list of 1-D arrays), "
                          f"got shape {tuple(st.shape)}")
     rt = _tensor(relevant, "relevant")
     if tuple(rt.shape) != tuple(st.shape):
-        raise ValueError(f"relevant: expected shape {tuple(st.shape)} like scores, got {tuple(rt.shape)}")
+        raise UserInputError(f"relevant: expected shape {tuple(st.shape)} like scores, got {tuple(rt.shape)}")
     keep = torch.ones(st.shape, dtype=torch.bool)
     if exclude is not None:
         et = _tensor(exclude, "exclude")
         if tuple(et.shape) != tuple(st.shape):
-            raise ValueError(f"exclude: expected shape {tuple(st.shape)} like scores, got {tuple(et.shape)}")
+            raise UserInputError(f"exclude: expected shape {tuple(st.shape)} like scores, got {tuple(et.shape)}")
         keep = ~et.bool()
     q, i = torch.nonzero(keep, as_tuple=True)
     return (q, i, st[q, i], rt.bool()[q, i]), st.shape[0]
@@ -114,12 +116,12 @@ def ranking_report(scores, relevant, k: int = 10, exclude=None, ties: str = "pes
     ``n_queries`` (evaluated) and ``n_skipped`` (queries without a relevant non-excluded item).
     """
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        raise UserInputError(f"k must be an integer >= 1, got {k!r}")
     if ties not in TIES:
-        raise ValueError(f"ties must be one of {list(TIES)}, got {ties!r}")
+        raise UserInputError(f"ties must be one of {list(TIES)}, got {ties!r}")
     (q, item, s, r), n_queries = _flatten(scores, relevant, exclude)
     if torch.isnan(s).any():
-        raise ValueError(f"scores: expected no NaN among the non-excluded items, found {int(torch.isnan(s).sum())}")
+        raise UserInputError(f"scores: expected no NaN among the non-excluded items, found {int(torch.isnan(s).sum())}")
     k = int(k)
     names = (f"ndcg@{k}", "mrr", f"hit_rate@{k}", f"recall@{k}")
     has_rel = torch.zeros(n_queries, dtype=torch.bool)

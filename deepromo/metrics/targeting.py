@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepromo.data.errors import UserInputError
 from deepromo.metrics.classification import _binary, _same_len, _scores
 
 __all__ = ["cumulative_gain_curve", "gain_at"]
@@ -23,7 +24,7 @@ def _gain_knots(y_true, score) -> tuple[np.ndarray, np.ndarray, float]:
     _same_len(y_true=y, score=s)
     n_pos = float(y.sum())
     if n_pos == 0:
-        raise ValueError("y_true: expected at least one positive (1) label, got none; the gain curve is undefined")
+        raise UserInputError("y_true: expected at least one positive (1) label, got none; the gain curve is undefined")
     order = np.argsort(-s, kind="mergesort")
     s_sorted, y_sorted = s[order], y[order]
     ends = np.r_[np.flatnonzero(np.diff(s_sorted) != 0), len(s) - 1]  # last index of each tied group
@@ -41,7 +42,7 @@ def cumulative_gain_curve(y_true, score, n_points: int = 101) -> tuple[np.ndarra
     gain over random orderings of tied customers; so a constant score gives the random diagonal.
     """
     if int(n_points) != n_points or n_points < 2:
-        raise ValueError(f"n_points: expected an integer >= 2, got {n_points!r}")
+        raise UserInputError(f"n_points: expected an integer >= 2, got {n_points!r}")
     kx, kpos, n_pos = _gain_knots(y_true, score)
     n = kx[-1]
     x = np.linspace(0.0, 1.0, int(n_points))
@@ -54,6 +55,6 @@ def gain_at(y_true, score, share: float = 0.4) -> float:
     Interpolated linearly at exactly share·N customers (and pro rata within tied-score groups).
     """
     if not (0.0 <= float(share) <= 1.0):
-        raise ValueError(f"share: expected a fraction in [0, 1], got {share!r}")
+        raise UserInputError(f"share: expected a fraction in [0, 1], got {share!r}")
     kx, kpos, n_pos = _gain_knots(y_true, score)
     return float(np.interp(float(share) * kx[-1], kx, kpos) / n_pos)

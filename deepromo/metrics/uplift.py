@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from deepromo.data.errors import UserInputError
 from deepromo.metrics.classification import _binary, _same_len, _scores
 
 __all__ = ["qini_curve", "uplift_curve", "qini_coefficient", "auuc", "uplift_at_k"]
@@ -28,7 +29,7 @@ def _inputs(y, treatment, score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ss = _scores(score, "score")
     _same_len(y=yy, treatment=tt, score=ss)
     if tt.min() == tt.max():
-        raise ValueError("treatment: expected both treated (1) and control (0) customers, got only one group")
+        raise UserInputError("treatment: expected both treated (1) and control (0) customers, got only one group")
     return yy, tt, ss
 
 
@@ -115,7 +116,7 @@ def uplift_at_k(y, treatment, score, k: float = 0.1) -> float:
     """
     yy, tt, ss = _inputs(y, treatment, score)
     if not (0.0 < float(k) <= 1.0):
-        raise ValueError(f"k: expected a share in (0, 1], got {k!r}")
+        raise UserInputError(f"k: expected a share in (0, 1], got {k!r}")
     n_top = max(1, math.ceil(float(k) * len(yy) - 1e-9))
     top = np.argsort(-ss, kind="mergesort")[:n_top]
     yt, t_top = yy[top], tt[top]

@@ -21,10 +21,21 @@ import pytorch_lightning as pl
 import torch
 
 from deepromo.data.batch import validate_batch
+from deepromo.data.errors import UserInputError
+from deepromo.data.tables import DataValidationError
 from deepromo.data.preprocess import Preprocessor
 from deepromo.data.spec import FeatureSpec
 
 CHECKPOINT_KEY = "deepromo"
+
+
+class HyperParameterError(UserInputError):
+    """A hyper-parameter value a model cannot be built with; the message names the model and the key."""
+
+
+class UnknownHyperParameterError(HyperParameterError, TypeError):
+    """A hyper-parameter the model does not have."""
+
 HASH_KEY = "content_sha256"  # in the checkpoint's deepromo entry: the hash of its metadata and tensors
 
 
@@ -62,6 +73,17 @@ def to_primitive(value: Any) -> Any:
     raise TypeError(f"hyper-parameter value {value!r} of type {type(value).__name__} is not a plain value")
 
 
+def check_finite_outputs(frame: pd.DataFrame, model_name: str) -> None:
+    """Refuse NaN/inf scores (naming the column and first row) rather than hand them on as results."""
+    values = frame.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise DataValidationError(f"model '{model_name}' produced {int(bad.any(axis=1).sum())} non-finite score row(s) "
+                                  f"(first: column '{frame.columns[col]}' at row {frame.index[row]}); the inputs of "
+                                  "those rows are outside what the model can score")
+
+
 class PromoModel(pl.LightningModule):
     name: ClassVar[str] = "base"
     task: ClassVar[str] = "targeting"  # the task (deepromo.tasks.<task>) that serves, scores and plots it
@@ -76,7 +98,7 @@ class PromoModel(pl.LightningModule):
         super().__init__()
         unknown = sorted(set(hparams) - set(self.defaults))
         if unknown:
-            raise TypeError(
+            raise UnknownHyperParameterError(
                 f"model '{self.name}' got unknown hyper-parameter(s) {unknown}; valid ones are {sorted(self.defaults)}"
             )
         spec_dict = spec.to_dict() if isinstance(spec, FeatureSpec) else to_primitive(dict(spec))
@@ -246,9 +268,15 @@ class PromoModel(pl.LightningModule):
         """Score raw feature columns: DataFrame in, DataFrame of ``frame_columns()`` out (same index).
 
         context: what a model reads beyond the frame (sequence models: ``events``, ``as_of``), passed to
-        ``frame_inputs``.
+        ``frame_inputs``. Non-finite outputs are refused, naming the column and the first row.
         """
-        return self.output_frame(self.predict_arrays(self.frame_tensors(df, **context), batch_size), df.index)
+        if not isinstance(df, pd.DataFrame):
+            raise DataValidationError(f"model '{self.name}': predict_frame expects a pandas DataFrame with the columns "
+                                      f"{self.input_columns()[:6]}{' ...' if len(self.input_columns()) > 6 else ''}; "
+                                      f"got a {type(df).__name__} (wrap it in pd.DataFrame with those column names)")
+        frame = self.output_frame(self.predict_arrays(self.frame_tensors(df, **context), batch_size), df.index)
+        check_finite_outputs(frame, self.name)
+        return frame
 
     def frame_tensors(self, df: pd.DataFrame, **context) -> dict[str, torch.Tensor]:
         """The model's input tensors for raw rows: preprocessed features plus ``frame_inputs``."""
@@ -271,7 +299,7 @@ class PromoModel(pl.LightningModule):
     def input_columns(self) -> list[str]:
         """The raw columns ``predict_frame`` reads (the preprocessor's feature columns)."""
         if self.preprocessor is None:
-            raise ValueError(f"model '{self.name}' has no preprocessor attached; it cannot score raw columns")
+            raise UserInputError(f"model '{self.name}' has no preprocessor attached; it cannot score raw columns")
         return list(self.preprocessor.columns)
 
     def frame_inputs(self, df: pd.DataFrame) -> dict[str, torch.Tensor]:

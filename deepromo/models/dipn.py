@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import BinaryAUROC
 
-from deepromo.models.base import PromoModel
+from deepromo.models.base import HyperParameterError, PromoModel
 from deepromo.models.layers import FeatureEncoder, mlp
 from deepromo.models.registry import register_model
 
@@ -54,9 +54,9 @@ class IsotonicResponseNet(PromoModel):
         knots = hp.knots if hp.knots is not None else self.default_knots()
         knots = torch.tensor([float(k) for k in knots], dtype=torch.float32)
         if knots.numel() < 2 or not bool((knots[1:] > knots[:-1]).all()):
-            raise ValueError(f"dipn: knots must be at least two strictly increasing values, got {hp.knots}")
+            raise HyperParameterError(f"dipn: knots must be at least two strictly increasing values, got {hp.knots}")
         if hp.direction not in (1, -1):
-            raise ValueError(f"dipn: direction must be 1 or -1, got {hp.direction}")
+            raise HyperParameterError(f"dipn: direction must be 1 or -1, got {hp.direction}")
         self.register_buffer("knots", knots)
         self.levels = tuple(float(k) for k in knots.tolist())
         self.encoder = FeatureEncoder(self.spec)
@@ -69,7 +69,7 @@ class IsotonicResponseNet(PromoModel):
     def default_knots(self) -> list[float]:
         t = self.spec.treatment
         if t is None:
-            raise ValueError("dipn needs a treatment in the spec (a response view with an incentive column)")
+            raise HyperParameterError("dipn needs a treatment in the spec (a response view with an incentive column)")
         return list(t.levels) if t.levels else list(np.linspace(t.low, t.high, 5))
 
     @classmethod

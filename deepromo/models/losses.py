@@ -5,13 +5,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from deepromo.data.errors import UserInputError
+
 CORRECTIONS = ("pos_to_neg", "neg_to_pos")
 
 
 def check_correction(direction: str) -> str:
     """The SPLC correction direction, or a ValueError naming the valid ones (the one check of it)."""
     if direction not in CORRECTIONS:
-        raise ValueError(f"unknown SPLC direction '{direction}': correction must be one of {list(CORRECTIONS)}")
+        raise UserInputError(f"unknown SPLC direction '{direction}': correction must be one of {list(CORRECTIONS)}")
     return direction
 
 

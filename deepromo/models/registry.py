@@ -14,13 +14,15 @@ import pkgutil
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from deepromo.data.errors import UserInputError
+
 _REGISTRY: dict[str, type] = {}
 _ENTRY_POINTS_LOADED = False
 ENTRY_POINT_GROUP = "deepromo.models"
 INFRASTRUCTURE = ("base", "registry", "layers", "losses")  # modules of this package that are not models
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(UserInputError, KeyError):
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0])
 
@@ -30,7 +32,7 @@ def register_model(name: str):
 
     def decorator(cls):
         if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"a model named '{name}' is already registered ({_REGISTRY[name].__qualname__})")
+            raise UserInputError(f"a model named '{name}' is already registered ({_REGISTRY[name].__qualname__})")
         cls.name = name
         _REGISTRY[name] = cls
         return cls

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import BinaryAUROC, MulticlassRecall
 
-from deepromo.models.base import PromoModel
+from deepromo.models.base import HyperParameterError, PromoModel
 from deepromo.models.layers import FeatureEncoder, mlp
 from deepromo.models.losses import check_correction, splc_loss
 from deepromo.models.registry import register_model
@@ -56,14 +56,14 @@ class TwoStageSPLC(PromoModel):
         hp = self.hparams
         check_correction(hp.correction)
         if not 0.0 < hp.tau < 1.0:
-            raise ValueError(f"splc: tau must lie in (0, 1), got {hp.tau}")
+            raise HyperParameterError(f"splc: tau must lie in (0, 1), got {hp.tau}")
         self.encoder1 = FeatureEncoder(self.spec)
         self.stage1 = mlp(self.encoder1.out_dim, [hp.hidden], 3, hp.dropout)
         self.encoder2 = FeatureEncoder(self.spec)
         self.stage2 = mlp(self.encoder2.out_dim, [hp.stage2_hidden], 1, hp.dropout)
         weights = torch.tensor(hp.class_weights if hp.class_weights is not None else [1.0, 1.0, 1.0])
         if weights.shape != (3,) or (weights <= 0).any():
-            raise ValueError(f"splc: class_weights must be 3 positive numbers, got {hp.class_weights}")
+            raise HyperParameterError(f"splc: class_weights must be 3 positive numbers, got {hp.class_weights}")
         self.register_buffer("class_weight", weights.float())
         self.metrics = nn.ModuleDict(
             {

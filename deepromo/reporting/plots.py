@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from deepromo.data.errors import UserInputError
+
 __all__ = ["plot_gain_curves", "plot_response_curves", "plot_roc_pr", "plot_hit_rate_curves", "plot_qini_curves",
            "saved_figure"]
 
@@ -44,9 +46,9 @@ def plot_gain_curves(
     Returns the PNG path.
     """
     if not curves:
-        raise ValueError("curves: expected at least one (x, y) curve, got an empty dict")
+        raise UserInputError("curves: expected at least one (x, y) curve, got an empty dict")
     if not (0.0 <= marker_share <= 1.0):
-        raise ValueError(f"marker_share: expected a share in [0, 1], got {marker_share!r}")
+        raise UserInputError(f"marker_share: expected a share in [0, 1], got {marker_share!r}")
     path = Path(path)
     with saved_figure(path, figsize=(6, 5)) as (fig, ax):
         ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
@@ -55,7 +57,7 @@ def plot_gain_curves(
         for name, (x, y) in curves.items():
             x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
             if x.shape != y.shape or x.ndim != 1:
-                raise ValueError(f"curves[{name!r}]: expected x and y 1-D of equal length, got {x.shape} and {y.shape}")
+                raise UserInputError(f"curves[{name!r}]: expected x and y 1-D of equal length, got {x.shape} and {y.shape}")
             gain = float(np.interp(marker_share, x, y))
             (line,) = ax.plot(x, y, lw=1.8, label=f"{name} ({gain:.0%} at {marker_share:.0%})")
             ax.plot([marker_share], [gain], "o", color=line.get_color())
@@ -101,7 +103,7 @@ def plot_roc_pr(scores: dict[str, tuple[np.ndarray, np.ndarray]], path, title: s
     from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
     if not scores:
-        raise ValueError("scores: expected at least one method, got an empty dict")
+        raise UserInputError("scores: expected at least one method, got an empty dict")
     path = Path(path)
     with saved_figure(path, nrows=1, ncols=2, figsize=(11, 4.8)) as (fig, (roc_ax, pr_ax)):
         roc_ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="random")
@@ -125,7 +127,7 @@ def plot_roc_pr(scores: dict[str, tuple[np.ndarray, np.ndarray]], path, title: s
 def plot_hit_rate_curves(curves: dict[str, np.ndarray], path, title: str = "HitRate@k") -> Path:
     """HitRate@k for k = 1..K, one line per method; curves: name -> [K] share of customers with a hit."""
     if not curves:
-        raise ValueError("curves: expected at least one method, got an empty dict")
+        raise UserInputError("curves: expected at least one method, got an empty dict")
     path = Path(path)
     with saved_figure(path, figsize=(6.5, 4.5)) as (fig, ax):
         for name, curve in curves.items():

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UserInputError
+
 __all__ = ["Section", "format_table", "markdown_table", "render_markdown", "render_html", "write_report"]
 
 HTML_STYLE = """
@@ -100,7 +102,7 @@ def write_report(run_dir, title: str, sections: list[Section], subtitle: str = "
     run_dir = Path(run_dir)
     unknown = set(formats) - {"md", "html"}
     if unknown:
-        raise ValueError(f"report formats: unknown {sorted(unknown)}; expected md and/or html")
+        raise UserInputError(f"report formats: unknown {sorted(unknown)}; expected md and/or html")
     text = render_markdown(title, sections, subtitle)
     paths = []
     if "md" in formats:

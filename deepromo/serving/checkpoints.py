@@ -30,6 +30,10 @@ class CheckpointError(DataValidationError):
     """A file that is not a loadable deepromo checkpoint: unreadable, damaged, foreign, or of another shape."""
 
 
+class MissingCheckpointError(CheckpointError, FileNotFoundError):
+    """No file at the given checkpoint path."""
+
+
 def read_checkpoint(path: str) -> dict:
     """``torch.load(path, weights_only=True)`` with one clear error for every way a file can fail to load."""
     if os.path.isdir(path):
@@ -81,7 +85,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         path = download_checkpoint(path)
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at '{path}'")
+        raise MissingCheckpointError(f"no checkpoint at '{path}'")
     ckpt = read_checkpoint(path)
     meta, state = ckpt[CHECKPOINT_KEY], ckpt["state_dict"]
     verify_content(path, meta, state)
@@ -136,7 +140,13 @@ def download_checkpoint(uri: str) -> Path:
     import mlflow  # only for model URIs
     import yaml
 
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    from deepromo.serving.tracking import tracking_uri
+
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    except mlflow.exceptions.MlflowException as exc:  # unknown name, alias, version or run
+        first = str(exc.message if hasattr(exc, "message") else exc).strip().splitlines()[0]
+        raise MissingCheckpointError(f"'{uri}' is not in the tracking store {tracking_uri()}: {first}") from None
     mlmodel = local / "MLmodel"
     if not mlmodel.exists():
         raise CheckpointError(f"'{uri}' is no MLflow model (no MLmodel file)")

@@ -7,6 +7,10 @@ default). MLflow's usage telemetry is off unless the user turned it on: there is
 from __future__ import annotations
 
 import os
+import random
+import time
+
+from deepromo.data.errors import UserInputError
 
 
 def disable_telemetry() -> None:
@@ -19,13 +23,37 @@ def tracking_uri(configured: str | None = None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or configured or "sqlite:///mlflow.db"
 
 
+class TrackingStoreError(UserInputError):
+    """The tracking store cannot be opened (the message names its URI)."""
+
+
+def open_store(uri: str, attempts: int = 6) -> None:
+    """Open (and on first use create) a database tracking store. Two processes starting on a fresh database
+    race to create its schema and one fails ("table already exists"); a short randomised retry lets the
+    other finish. Written here: MLflow does not retry its schema migration."""
+    if not uri.startswith(("sqlite:", "postgresql", "mysql", "mssql")):
+        return
+    from mlflow.tracking import MlflowClient
+
+    for attempt in range(attempts):
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+            return
+        except Exception as exc:  # sqlalchemy/alembic errors of the race, or a store that really cannot open
+            if attempt == attempts - 1:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise TrackingStoreError(f"MLflow tracking store '{uri}' could not be opened: {first}") from None
+            time.sleep(random.uniform(0.2, 1.0) * (attempt + 1))
+
+
 def use_tracking(configured: str | None = None) -> str:
-    """Point MLflow (runs, the registry and pyfunc logging) at the tracking store; returns its URI."""
+    """Point MLflow (runs, the registry and pyfunc logging) at the tracking store, opened; returns its URI."""
     disable_telemetry()
     import mlflow
 
     uri = tracking_uri(configured)
     mlflow.set_tracking_uri(uri)
+    open_store(uri)
     return uri
 
 

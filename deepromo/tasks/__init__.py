@@ -9,6 +9,7 @@ import importlib
 import pkgutil
 from pathlib import Path
 
+from deepromo.data.errors import UnknownNameError
 from deepromo.tasks.base import Evaluation, Task
 
 __all__ = ["Evaluation", "Task", "get_task", "list_tasks", "model_datamodule"]
@@ -24,7 +25,7 @@ def list_tasks() -> list[str]:
 def get_task(name: str) -> Task:
     """The ``TASK`` object of ``deepromo/tasks/<name>.py``."""
     if name not in list_tasks():
-        raise KeyError(f"unknown task '{name}'; known tasks are {list_tasks()}")
+        raise UnknownNameError(f"unknown task '{name}'; known tasks are {list_tasks()}")
     return importlib.import_module(f"{__name__}.{name}").TASK
 
 

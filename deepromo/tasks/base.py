@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from deepromo.data.errors import UserInputError
+
 Baseline = Callable[..., dict[str, Any]]
 
 
@@ -46,7 +48,7 @@ class Task:
 
         def decorator(fn):
             if name in self.baselines:
-                raise ValueError(f"task '{self.name}' already has a baseline named '{name}'")
+                raise UserInputError(f"task '{self.name}' already has a baseline named '{name}'")
             self.baselines[name] = fn
             return fn
 
@@ -55,7 +57,7 @@ class Task:
     def run_baseline(self, name: str, dm, splits: Sequence[str], seed: int = 0) -> dict[str, Any]:
         """``{split: outputs}`` of baseline ``name`` trained on ``dm``'s training rows."""
         if name not in self.baselines:
-            raise KeyError(f"unknown baseline '{name}' for task '{self.name}'; its baselines are "
+            raise UserInputError(f"unknown baseline '{name}' for task '{self.name}'; its baselines are "
                            f"{sorted(self.baselines)} (or a model variant: {{variant: {{hparam: value}}}})")
         return self.baselines[name](dm, tuple(splits), seed=int(seed))
 
@@ -89,7 +91,7 @@ class Task:
 
     def decide(self, settings, outputs: dict[str, Any], dm, run_dir: Path, seed: int = 0):
         """A decision section from a model's test outputs (config ``model.allocation``): ``(report, {name: path})``."""
-        raise ValueError(f"task '{self.name}' makes no budget allocation; remove model.allocation from the config")
+        raise UserInputError(f"task '{self.name}' makes no budget allocation; remove model.allocation from the config")
 
     def qini_scores(self, evaluation: Evaluation) -> dict[str, np.ndarray] | None:
         """Per-method uplift scores of an evaluation for a Qini plot, or None when the task has none."""
@@ -104,6 +106,9 @@ class Task:
         raise NotImplementedError(f"task '{self.name}' does not score raw frames for decisions")  # pragma: no cover
 
 
+MAX_ONE_HOT = 64  # one-hot columns per categorical feature in the scikit-learn baselines (the rest: "infrequent")
+
+
 def sklearn_features(dm, split: str, encoder=None):
     """Standardised numerics + one-hot categorical indices of a split: ``(X [n, d], encoder)``."""
     from sklearn.preprocessing import OneHotEncoder
@@ -112,7 +117,9 @@ def sklearn_features(dm, split: str, encoder=None):
     cat = dm.tensors["cat"][rows].numpy()
     num = dm.tensors["num"][rows].numpy()
     if encoder is None:
-        encoder = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(cat)
+        # infrequent values share one column: a 100k-value column gives MAX_ONE_HOT columns, not 100k
+        encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=MAX_ONE_HOT,
+                                sparse_output=False).fit(cat)
     return np.hstack([num, encoder.transform(cat)]).astype(np.float32), encoder
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from deepromo.data.errors import UserInputError
 from deepromo.data.graph.build import EXPOSED, REDEEMED
 from deepromo.data.graph.sampling import edge_keys
 from deepromo.data.tables import DataValidationError
@@ -57,7 +58,7 @@ class RankingTask(Task):
         for method, by_split in predictions.items():
             out = by_split[split]
             if not np.array_equal(np.asarray(out["customers"]), customers):
-                raise ValueError(f"method '{method}': its scores cover other query customers than split '{split}'")
+                raise UserInputError(f"method '{method}': its scores cover other query customers than split '{split}'")
             report = ranking_report(out["scores"], relevant, k=self.k, exclude=exclude)
             n_queries = int(report.pop("n_queries"))
             report.pop("n_skipped")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepromo.data.errors import UserInputError
 from deepromo.data.tables import true_response_curves
 from deepromo.tasks.base import Evaluation, Task, sklearn_features, split_labels
 
@@ -60,7 +61,7 @@ class ResponseTask(Task):
         levels = tuple(float(v) for v in (levels if levels is not None else dm.spec.treatment.levels))
         curve = np.asarray(arrays["curve"], dtype=np.float64)
         if curve.ndim != 2 or curve.shape[1] != len(levels):
-            raise ValueError(f"response outputs: 'curve' must be [n, {len(levels)}] (one column per level "
+            raise UserInputError(f"response outputs: 'curve' must be [n, {len(levels)}] (one column per level "
                              f"{list(levels)}), got shape {curve.shape}")
         return {"p": np.asarray(arrays["p"], dtype=np.float64), "curve": curve, "levels": levels}
 
@@ -90,7 +91,7 @@ class ResponseTask(Task):
         for method, by_split in predictions.items():
             out = by_split[split]
             if levels is not None and tuple(out["levels"]) != levels:
-                raise ValueError(f"method '{method}': its curve is on levels {list(out['levels'])}, the others' on "
+                raise UserInputError(f"method '{method}': its curve is on levels {list(out['levels'])}, the others' on "
                                  f"{list(levels)}; score every method on the same levels")
             levels = tuple(out["levels"])
             truth = self.true_curves(dm, split, levels)

@@ -19,6 +19,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from deepromo.data.encoding import encode, fit_vocabulary
+from deepromo.data.errors import UnknownNameError, UserInputError
 from deepromo.data.features import COUNT_LIKE_PREFIXES, behaviour_features, static_columns
 from deepromo.data.spec import GraphSpec
 from deepromo.data.tables import CanonicalData, DataValidationError
@@ -97,7 +98,7 @@ class OfferGraph:
     def node_index(self, node_type: str, ids) -> np.ndarray:
         """Node indices of ``ids`` for ``node_type`` (-1 for unknown ids)."""
         if node_type not in self.node_ids:
-            raise KeyError(f"unknown node type '{node_type}'; valid types are {list(self.node_ids)}")
+            raise UnknownNameError(f"unknown node type '{node_type}'; valid types are {list(self.node_ids)}")
         return pd.Index(self.node_ids[node_type]).get_indexer(np.asarray(ids))
 
     def graph(self, split: str) -> HeteroData:
@@ -136,7 +137,7 @@ class OfferGraph:
 
 def _check_split(split: str) -> str:
     if split not in SPLITS:
-        raise KeyError(f"unknown split '{split}'; valid splits are {list(SPLITS)}")
+        raise UnknownNameError(f"unknown split '{split}'; valid splits are {list(SPLITS)}")
     return split
 
 
@@ -275,23 +276,23 @@ def _check_args(data, split_days, half_life_days, max_products, split, val_frac,
     if split_days is not None:
         if (not isinstance(split_days, (tuple, list)) or len(split_days) != 2
                 or not all(_is_number(day) and math.isfinite(float(day)) for day in split_days)):
-            raise ValueError(f"split_days must be a pair of finite numbers (val_start, test_start), got {split_days!r}")
+            raise UserInputError(f"split_days must be a pair of finite numbers (val_start, test_start), got {split_days!r}")
         if float(split_days[0]) > float(split_days[1]):
-            raise ValueError(f"split_days must satisfy val_start <= test_start, got {split_days!r}")
+            raise UserInputError(f"split_days must satisfy val_start <= test_start, got {split_days!r}")
     if not _is_number(half_life_days) or not math.isfinite(float(half_life_days)) or float(half_life_days) <= 0:
-        raise ValueError(f"half_life_days must be a finite number > 0, got {half_life_days!r}")
+        raise UserInputError(f"half_life_days must be a finite number > 0, got {half_life_days!r}")
     if max_products is not None and (not isinstance(max_products, (int, np.integer)) or isinstance(max_products, bool)
                                      or max_products < 1):
-        raise ValueError(f"max_products_per_customer must be an integer >= 1 or None, got {max_products!r}")
+        raise UserInputError(f"max_products_per_customer must be an integer >= 1 or None, got {max_products!r}")
     if split not in SPLIT_MODES:
-        raise ValueError(f"split must be one of {list(SPLIT_MODES)}, got {split!r}")
+        raise UserInputError(f"split must be one of {list(SPLIT_MODES)}, got {split!r}")
     for name, share in (("val_frac", val_frac), ("test_frac", test_frac)):
         if not _is_number(share) or not 0.0 < float(share) < 1.0:
-            raise ValueError(f"{name} must be a number in (0, 1), got {share!r}")
+            raise UserInputError(f"{name} must be a number in (0, 1), got {share!r}")
     if float(val_frac) + float(test_frac) >= 1.0:
-        raise ValueError(f"val_frac + test_frac must be < 1, got {val_frac!r} + {test_frac!r}")
+        raise UserInputError(f"val_frac + test_frac must be < 1, got {val_frac!r} + {test_frac!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        raise UserInputError(f"seed must be an integer >= 0, got {seed!r}")
     if data.offers is None or len(data.offers) == 0:
         raise DataValidationError(f"{data.name}: table 'offers' is missing or empty; the offer graph needs offers")
     _require(data.offers, ("offer_id",), f"{data.name}: table 'offers'")

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from deepromo.data.datamodule import ShuffledBatches
+from deepromo.data.errors import UserInputError
 from deepromo.data.graph.build import EXPOSED, REDEEMED, SPLITS, OfferGraph, reverse_edge_type
 from deepromo.data.graph.sampling import HeteroNeighbourSampler, edge_keys
 from deepromo.data.spec import FeatureSpec, LabelSpec
@@ -53,9 +54,9 @@ class OfferGraphDataModule(pl.LightningDataModule):
             raise DataValidationError(f"view '{view.name}' carries no offer graph; build it with "
                                       "deepromo.data.views.build_view('offer_graph', data)")
         if not 0.0 <= float(hard_negative_share) <= 1.0:
-            raise ValueError(f"hard_negative_share must be in [0, 1], got {hard_negative_share!r}")
+            raise UserInputError(f"hard_negative_share must be in [0, 1], got {hard_negative_share!r}")
         if int(num_negatives) < 1:
-            raise ValueError(f"num_negatives must be >= 1, got {num_negatives!r}")
+            raise UserInputError(f"num_negatives must be >= 1, got {num_negatives!r}")
         self.view = view
         self.graph: OfferGraph = view.graph
         self.batch_size = int(batch_size)

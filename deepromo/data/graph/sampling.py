@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch_geometric.data import HeteroData
 
+from deepromo.data.errors import UserInputError
+
 
 def edge_keys(src: torch.Tensor, dst: torch.Tensor, n_dst: int) -> torch.Tensor:
     """One int64 key per (src, dst) pair (``src * n_dst + dst``), for set operations on edges."""
@@ -40,7 +42,7 @@ class HeteroNeighbourSampler:
 
     def __init__(self, graph: HeteroData, fanout: Sequence[int]):
         if not fanout or any(int(f) < 1 for f in fanout):
-            raise ValueError(f"fanout must be a non-empty list of integers >= 1, got {list(fanout)!r}")
+            raise UserInputError(f"fanout must be a non-empty list of integers >= 1, got {list(fanout)!r}")
         self.graph = graph
         self.fanout = [int(f) for f in fanout]
         self.num_nodes = {nt: int(graph[nt].num_nodes) for nt in graph.node_types}
@@ -92,7 +94,7 @@ class HeteroNeighbourSampler:
         for nt, ids in seeds.items():
             ids = torch.as_tensor(ids, dtype=torch.long)
             if len(torch.unique(ids)) != len(ids):
-                raise ValueError(f"seeds of node type '{nt}' must be unique")
+                raise UserInputError(f"seeds of node type '{nt}' must be unique")
             local[nt][ids] = torch.arange(len(ids))
             count[nt] = len(ids)
             nodes[nt].append(ids)

@@ -9,12 +9,13 @@ import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
+from deepromo.data.errors import UserInputError
 from deepromo.data.tables import CanonicalData
 
 _SOURCES: dict[str, Callable[..., CanonicalData]] = {}
 
 
-class UnknownSourceError(KeyError):
+class UnknownSourceError(UserInputError, KeyError):
     def __str__(self) -> str:
         return str(self.args[0])
 
@@ -22,7 +23,7 @@ class UnknownSourceError(KeyError):
 def register_source(name: str):
     def decorator(fn):
         if name in _SOURCES:
-            raise ValueError(f"a data source named '{name}' is already registered")
+            raise UserInputError(f"a data source named '{name}' is already registered")
         _SOURCES[name] = fn
         return fn
 

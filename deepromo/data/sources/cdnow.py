@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UserInputError
+from deepromo.data.io import read_fields
 from deepromo.data.sources import ids_with_history, installed_package_dir, register_source
 from deepromo.data.tables import CanonicalData, DataValidationError
 
@@ -57,7 +59,7 @@ def data_file(path=None) -> Path:
     """The CDNOW_master.txt to read: ``path`` if given, else the copy inside the installed Lifetimes package."""
     if path is not None:
         if not isinstance(path, (str, Path)) or str(path).strip() == "":
-            raise ValueError(f"{NAME}: option path must be a file path (str) or null, got {path!r}")
+            raise UserInputError(f"{NAME}: option path must be a file path (str) or null, got {path!r}")
         p = Path(path).expanduser()
         if not p.is_file():
             raise DataValidationError(
@@ -78,15 +80,8 @@ def data_file(path=None) -> Path:
 
 def read_purchases(file: Path) -> pd.DataFrame:
     """The purchase lines as (customer_id int64, date datetime64, cds int64, dollars float64), checked."""
-    try:
-        raw = pd.read_csv(file, sep=r"\s+", header=None, names=list(FIELDS), dtype=str, engine="c")
-    except pd.errors.EmptyDataError:
-        raise DataValidationError(f"{NAME}: file '{file.name}' is empty (no purchase lines)") from None
-    except pd.errors.ParserError as e:
-        raise DataValidationError(
-            f"{NAME}: file '{file.name}' is not in {FILE_NAME} format (4 whitespace separated fields per line: "
-            f"customer id, date YYYYMMDD, cds, dollars): {e}"
-        ) from None
+    raw = read_fields(file, FIELDS, NAME, expected=f"{FILE_NAME} format (4 whitespace separated fields per line: "
+                                                   f"customer id, date YYYYMMDD, cds, dollars)")
     if len(raw) == 0:
         raise DataValidationError(f"{NAME}: file '{file.name}' has no purchase lines")
     for field in FIELDS:
@@ -126,11 +121,11 @@ def _history_end(option, day0: np.datetime64) -> float:
         try:
             stamp = pd.Timestamp(option)
         except (ValueError, TypeError):
-            raise ValueError(f"{NAME}: option history_end must be a date (e.g. 1997-10-01), a number of days since "
+            raise UserInputError(f"{NAME}: option history_end must be a date (e.g. 1997-10-01), a number of days since "
                              f"day 0, or null, got {option!r}") from None
         return float((stamp.to_datetime64().astype("datetime64[ns]") - day0) / DAY)
     if isinstance(option, bool) or not isinstance(option, (int, float)) or not math.isfinite(float(option)):
-        raise ValueError(f"{NAME}: option history_end must be a date (e.g. 1997-10-01), a number of days since day 0, "
+        raise UserInputError(f"{NAME}: option history_end must be a date (e.g. 1997-10-01), a number of days since day 0, "
                          f"or null, got {option!r}")
     return float(option)
 
@@ -154,12 +149,12 @@ def load_cdnow(
     """
     if (isinstance(response_days, bool) or not isinstance(response_days, (int, float))
             or not math.isfinite(float(response_days)) or float(response_days) <= 0):
-        raise ValueError(f"{NAME}: option response_days must be a finite number of days > 0, got {response_days!r}")
+        raise UserInputError(f"{NAME}: option response_days must be a finite number of days > 0, got {response_days!r}")
     if isinstance(min_purchases, bool) or not isinstance(min_purchases, int) or min_purchases < 0:
-        raise ValueError(f"{NAME}: option min_purchases must be an integer >= 0, got {min_purchases!r}")
+        raise UserInputError(f"{NAME}: option min_purchases must be an integer >= 0, got {min_purchases!r}")
     if max_customers is not None and (isinstance(max_customers, bool) or not isinstance(max_customers, int)
                                       or max_customers < 1):
-        raise ValueError(f"{NAME}: option max_customers must be an integer >= 1 or null, got {max_customers!r}")
+        raise UserInputError(f"{NAME}: option max_customers must be an integer >= 1 or null, got {max_customers!r}")
     R = float(response_days)
     file = data_file(path)
     lines = read_purchases(file)
@@ -172,7 +167,7 @@ def load_cdnow(
     H = end - R if history_end is None else _history_end(history_end, day0)
     if H <= 0 or H + R > end:
         last = pd.Timestamp(dates.max()).date()
-        raise ValueError(
+        raise UserInputError(
             f"{NAME}: history_end={history_end!r} (day {H:g}) with response_days={R:g} does not fit the data "
             f"({pd.Timestamp(day0).date()} .. {last}): the response window [history_end, history_end + "
             f"response_days) must start after day 0 and end by the day after the last date, i.e. "

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UserInputError
 from deepromo.data.sources import ids_with_history, installed_package_dir, register_source
 from deepromo.data.tables import CanonicalData, DataValidationError
 
@@ -50,7 +51,7 @@ def data_dir(path=None) -> Path:
     """The directory holding the parquet files: ``path`` if given, else the installed package's ``data/``."""
     if path is not None:
         if not isinstance(path, (str, Path)) or str(path) == "":
-            raise ValueError(f"{NAME}: option path must be a directory path (str) or null, got {path!r}")
+            raise UserInputError(f"{NAME}: option path must be a directory path (str) or null, got {path!r}")
         p = Path(path).expanduser()
         if not p.is_dir():
             raise DataValidationError(
@@ -152,14 +153,14 @@ def _is_int(x) -> bool:
 
 def _check_options(response_days, history_end_day, max_households, min_baskets) -> None:
     if not _is_number(response_days) or not math.isfinite(float(response_days)) or float(response_days) <= 0:
-        raise ValueError(f"{NAME}: option response_days must be a finite number of days > 0, got {response_days!r}")
+        raise UserInputError(f"{NAME}: option response_days must be a finite number of days > 0, got {response_days!r}")
     if history_end_day is not None and (not _is_number(history_end_day) or not math.isfinite(float(history_end_day))):
-        raise ValueError(f"{NAME}: option history_end_day must be a finite number of days or null, "
+        raise UserInputError(f"{NAME}: option history_end_day must be a finite number of days or null, "
                          f"got {history_end_day!r}")
     if max_households is not None and (not _is_int(max_households) or max_households < 1):
-        raise ValueError(f"{NAME}: option max_households must be an integer >= 1 or null, got {max_households!r}")
+        raise UserInputError(f"{NAME}: option max_households must be an integer >= 1 or null, got {max_households!r}")
     if not _is_int(min_baskets) or min_baskets < 0:
-        raise ValueError(f"{NAME}: option min_baskets must be an integer >= 0, got {min_baskets!r}")
+        raise UserInputError(f"{NAME}: option min_baskets must be an integer >= 0, got {min_baskets!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,14 +202,14 @@ def load_completejourney(
     if history_end_day is None:
         H = float(math.floor(last_day)) - R
         if H <= 0:
-            raise ValueError(
+            raise UserInputError(
                 f"{NAME}: the data span only {last_day:.2f} days, too short for a default response window of "
                 f"{R:g} days before the last transaction date; lower response_days"
             )
     else:
         H = float(history_end_day)
         if H <= 0 or H + R > last_day:
-            raise ValueError(
+            raise UserInputError(
                 f"{NAME}: option history_end_day={history_end_day!r} is outside the data span: the response window "
                 f"[history_end_day, history_end_day + {R:g}) must start after day 0 and end by the last "
                 f"transaction (day {last_day:.2f}), i.e. 0 < history_end_day <= {last_day - R:.2f}"

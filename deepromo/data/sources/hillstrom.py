@@ -45,15 +45,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UserInputError
+from deepromo.data.io import read_files, resolve_files
 from deepromo.data.sources import register_source
-from deepromo.data.sources.table import (
-    binary_values,
-    finite_numbers,
-    read_files,
-    refuse_missing,
-    resolve_files,
-    text_categories,
-)
+from deepromo.data.sources.table import binary_values, finite_numbers, refuse_missing, text_categories
 from deepromo.data.tables import CanonicalData, DataValidationError
 
 NAME = "hillstrom"
@@ -80,9 +75,9 @@ def load_hillstrom(path: str | None = None, treatment_arm: str = "any", outcome:
     outcome: "visit" or "conversion" (within two weeks), the label ``purchased``.
     """
     if treatment_arm not in TREATMENT_ARMS:
-        raise ValueError(f"{NAME}: option treatment_arm must be one of {list(TREATMENT_ARMS)}, got {treatment_arm!r}")
+        raise UserInputError(f"{NAME}: option treatment_arm must be one of {list(TREATMENT_ARMS)}, got {treatment_arm!r}")
     if outcome not in OUTCOMES:
-        raise ValueError(f"{NAME}: option outcome must be one of {list(OUTCOMES)}, got {outcome!r}")
+        raise UserInputError(f"{NAME}: option outcome must be one of {list(OUTCOMES)}, got {outcome!r}")
     if path is None or (isinstance(path, str) and path.strip() == ""):
         raise DataValidationError(
             f"{NAME}: option path is not set. Put the MineThatData e-mail campaign CSV (64,000 rows, columns "

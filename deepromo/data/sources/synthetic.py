@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UserInputError
 from deepromo.data.sources import register_source
 from deepromo.data.tables import INTENTS, CanonicalData, true_curve_columns
 
@@ -103,51 +104,51 @@ def _is_int(x) -> bool:
 
 def _validate(cfg: SyntheticConfig) -> None:
     if not _is_int(cfg.n_customers) or cfg.n_customers < 1:
-        raise ValueError(f"n_customers must be an integer >= 1, got {cfg.n_customers!r}")
+        raise UserInputError(f"n_customers must be an integer >= 1, got {cfg.n_customers!r}")
     if not _is_int(cfg.seed) or cfg.seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {cfg.seed!r}")
+        raise UserInputError(f"seed must be an integer >= 0, got {cfg.seed!r}")
     for name in ("history_days", "response_days"):
         v = getattr(cfg, name)
         if not isinstance(v, (int, float, np.number)) or not math.isfinite(float(v)) or float(v) <= 0:
-            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+            raise UserInputError(f"{name} must be a finite number > 0, got {v!r}")
     if float(cfg.history_days) < 1:
-        raise ValueError(f"history_days must be >= 1 day, got {cfg.history_days!r}")
+        raise UserInputError(f"history_days must be >= 1 day, got {cfg.history_days!r}")
     if cfg.policy not in ("randomised", "biased"):
-        raise ValueError(f"policy must be 'randomised' or 'biased', got {cfg.policy!r}")
+        raise UserInputError(f"policy must be 'randomised' or 'biased', got {cfg.policy!r}")
     ts = cfg.treat_share
     if not isinstance(ts, (int, float, np.number)) or not (0.0 <= float(ts) <= 1.0):
-        raise ValueError(f"treat_share must be a number in [0, 1], got {ts!r}")
+        raise UserInputError(f"treat_share must be a number in [0, 1], got {ts!r}")
     if cfg.policy == "biased" and not (0.0 < float(ts) < 1.0):
-        raise ValueError(f"treat_share must lie strictly in (0, 1) for policy='biased', got {ts!r}")
+        raise UserInputError(f"treat_share must lie strictly in (0, 1) for policy='biased', got {ts!r}")
     try:
         lv = np.asarray(cfg.incentive_levels, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"incentive_levels must be a sequence of numbers, got {cfg.incentive_levels!r}") from None
+        raise UserInputError(f"incentive_levels must be a sequence of numbers, got {cfg.incentive_levels!r}") from None
     if lv.ndim != 1 or lv.size < 2 or not np.all(np.isfinite(lv)):
-        raise ValueError(
+        raise UserInputError(
             f"incentive_levels must hold at least 2 finite numbers (0 and one positive level), "
             f"got {cfg.incentive_levels!r}"
         )
     if lv[0] != 0.0 or np.any(np.diff(lv) <= 0):
-        raise ValueError(
+        raise UserInputError(
             f"incentive_levels must be strictly increasing and start at 0, got {cfg.incentive_levels!r}"
         )
     try:
         sh = np.asarray(cfg.intent_shares, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"intent_shares must be 3 numbers, got {cfg.intent_shares!r}") from None
+        raise UserInputError(f"intent_shares must be 3 numbers, got {cfg.intent_shares!r}") from None
     if sh.shape != (3,) or not np.all(np.isfinite(sh)) or np.any(sh < 0) or abs(sh.sum() - 1.0) > 1e-6:
-        raise ValueError(
+        raise UserInputError(
             f"intent_shares must be 3 non-negative numbers (prompted, organic, inactive) summing to 1, "
             f"got {cfg.intent_shares!r}"
         )
     r = cfg.organic_engage_rate
     if not isinstance(r, (int, float, np.number)) or not (0.0 <= float(r) <= 1.0):
-        raise ValueError(f"organic_engage_rate must be a number in [0, 1], got {r!r}")
+        raise UserInputError(f"organic_engage_rate must be a number in [0, 1], got {r!r}")
     if not _is_int(cfg.n_products) or cfg.n_products < 1:
-        raise ValueError(f"n_products must be an integer >= 1, got {cfg.n_products!r}")
+        raise UserInputError(f"n_products must be an integer >= 1, got {cfg.n_products!r}")
     if not _is_int(cfg.n_offers) or cfg.n_offers < 1:
-        raise ValueError(f"n_offers must be an integer >= 1, got {cfg.n_offers!r}")
+        raise UserInputError(f"n_offers must be an integer >= 1, got {cfg.n_offers!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -205,7 +206,7 @@ def _as_tuple(x):
 def generate_world_from_config(config: SyntheticConfig) -> CanonicalData:
     """Generate the world described by ``config`` (see :func:`generate_world`)."""
     if not isinstance(config, SyntheticConfig):
-        raise ValueError(f"config must be a SyntheticConfig, got {type(config).__name__}")
+        raise UserInputError(f"config must be a SyntheticConfig, got {type(config).__name__}")
     _validate(config)
     return _generate(config)
 

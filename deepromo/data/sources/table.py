@@ -1,116 +1,31 @@
-"""Your own CSV/Parquet files as canonical tables, by column roles (``load_source("table", ...)``).
+"""Your own CSV/TSV/Parquet files as canonical tables, by column roles (``load_source("table", ...)``)::
 
-A *rows file* (option ``path``) holds one row per customer (or per decision: one campaign send);
-options name the role of its columns::
+    load_source("table", path="customers.csv", id="customer_id", label="converted", treatment="incentive",
+                numeric=["age", "spend"], categorical=["region", "channel"], time="event_time")
 
-    load_source("table", path="customers.csv", id="customer_id", label="converted",
-                treatment="incentive", numeric=["age", "spend"], categorical=["region", "channel"],
-                time="event_time")
-
-Optional files add behaviour events (``events_path``: sequence models and RFM / window features),
-offers and products (``offers_path``, ``products_path``: the offer graph). Each path may be one file,
-a glob pattern (``data/part-*.parquet``) or a list of either; the files of one table are concatenated
-and must all hold the needed columns. Accepted suffixes: ``.csv`` / ``.tsv`` (optionally ``.gz``,
-``.bz2``, ``.zst``) and ``.parquet`` / ``.pq``.
-
-Reading. Files are read with pyarrow in batches (``ParquetFile.iter_batches``, ``pyarrow.csv.open_csv``)
-and only the columns that have a role are read (column pruning): a 50-column file with 5 roles costs
-the memory of 5 columns. CSV columns are read as text and converted per batch (numeric roles to
-float64), so a bad value deep in a large file is reported with its file and row instead of breaking
-type inference. Empty CSV cells and the usual null spellings (``NA``, ``NaN``, ``null`` ...) are missing.
-
-Mapping (every choice, in order of the canonical tables)
-
-customers
-    ``customer_id`` = the ``id`` column when its values are integers (``"00042"`` -> 42), else dense
-    codes 0..n-1 of the sorted distinct id strings (``meta["original_ids"]`` maps them back); no ``id``
-    = the row number. ``categorical`` columns become pandas Categoricals of strings (missing ->
-    ``"unknown"``); ``numeric`` columns float64 (must be numbers, finite, none missing).
-outcomes
-    ``purchased`` = the ``label`` column, binary: 0/1, true/false, yes/no, or ``label == label_positive`` when
-    that option is set. ``revenue`` = the ``revenue`` column (>= 0), else 0. Without ``label`` and with
-    an events file the label is derived: ``purchased`` = any ``purchase`` event in the response window
-    ``[history_end, history_end + response_days)``, ``revenue`` = their amounts.
-exposures
-    one row per customer at ``ts`` = its decision time (``time``) or ``history_end``.
-    ``treatment_type`` (``auto`` picks by the values):
-
-    * ``binary``: values 0/1 or true/false; ``incentive`` = treatment, levels (0, 1).
-    * ``categorical`` (text arms): ``control`` names the no-treatment arm; the other arms get levels
-      1..K in the order of ``arms`` (default: sorted), so order ``arms`` from weakest to strongest when
-      the response model (dipn) should treat the level as ordered. ``treatment`` = 1 for every
-      non-control arm, ``incentive`` = the arm's level, ``arm`` = the arm's name;
-      ``meta["arms"]`` = {arm: level}.
-    * ``numeric``: an incentive level (money, percent ...) >= 0; ``incentive`` = the value,
-      ``treatment`` = value > 0; levels = the sorted distinct values when there are <= 32 of them.
-
-    ``propensity`` = the ``propensity`` column (P of the logged treatment and level, in (0, 1]); without
-    it the observed share of rows with the same incentive level (treated / untreated share when the
-    incentive takes more than 32 values). That is the true propensity of a randomised trial with one
-    assignment probability per level for everyone; for observational data it only completes the table
-    and is no causal adjustment. ``engaged`` = the ``engaged`` column (0/1) for treated rows, else
-    0; without it the views treat every treated purchaser as engaged. ``offer_id`` = the ``offer``
-    column (integer; missing -> -1), else -1. No ``treatment`` option: every row is control
-    (incentive 0, propensity 1): only the purchase view (and a customer view without campaign labels)
-    makes sense then.
-time
-    ``time`` values may be dates/timestamps (ISO strings, parquet timestamps) or numbers in
-    ``time_unit`` (days, hours or seconds); events' ``ts`` must be of the same kind. Timestamps map to
-    days since **day 0 = midnight of the earliest timestamp** (rows and events together); numbers are
-    used on their own axis (converted to days). ``history_end``: the option (days on that axis, or a
-    date string for timestamps); else the **earliest** decision time (so no event at or after any
-    decision becomes a feature: with spread-out decision times and a label column, events between
-    history_end and a later customer's decision are not used; ``meta["decision_time_spread_days"]``
-    says how far apart they are); else, with events, the day after the last event's day (label given)
-    or the last event's day minus ``response_days`` (label derived); else 0. A decision
-    time before an explicit ``history_end`` is an error (features would see events after it).
-events (``events_path``)
-    columns ``customer_id`` (the ``id`` column's name, or ``customer_id``), ``ts``, ``event_type``, and
-    optionally ``amount`` (>= 0; missing or empty -> 0), ``product_id`` (-1), ``category`` (""),
-    ``promo_active`` (0), ``offer_id``; ``events_columns`` maps canonical names to other file names and
-    ``event_type_map`` renames event types (the views count ``view``, ``cart``, ``purchase``,
-    ``campaign_click``; other types are kept for sequences). Events of ids absent from the rows file are
-    dropped (``meta["counts"]["events_dropped_unknown_id"]``). With an ``offer_id`` column, events of
-    type ``redemption`` / ``coupon_redemption`` become ``meta["redemptions"]`` (the offer graph's
-    positives) and ``offer_exposure`` / ``campaign_received`` events ``meta["offer_exposures"]``.
-offers (``offers_path``), products (``products_path``)
-    ``offer_id`` (unique integers) with optional ``offer_type``, ``timing`` (text), ``face_value``,
-    ``duration_days`` (numbers), ``product_id``; ``product_id`` (unique integers) with optional
-    ``category``, ``brand`` (text), ``price`` (> 0). ``offers_columns`` / ``products_columns`` rename.
-
-Validation happens here, before any view or model: every problem raises
-:class:`~deepromo.data.tables.DataValidationError` naming the file, column and example values — missing
-files or columns (listed by name, with the columns the file has), unknown suffixes, non-numeric
-values in numeric roles, NaN/inf, negative incentives or amounts, propensities outside (0, 1], a
-label that is not binary or is constant, a treatment with a single value, duplicated ids, and role
-columns that clash with each other or with the names the views add.
+Optional files add behaviour events (``events_path``) and offers / products (``offers_path``, ``products_path``).
+Files are read by :mod:`deepromo.data.io`; every check raises a :class:`DataValidationError` naming the file,
+column and example values. The roles, options, mapping choices and errors are documented in docs/byod.md.
 """
 
 from __future__ import annotations
 
-import glob
 import math
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
+from deepromo.data.errors import UserInputError
+from deepromo.data.features import behaviour_features
+from deepromo.data.io import read_canonical, read_events, read_files, resolve_files
 from deepromo.data.sources import register_source
 from deepromo.data.tables import CanonicalData, DataValidationError
-from deepromo.data.features import behaviour_features
 
 NAME = "table"
-CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst")
-TSV_SUFFIXES = (".tsv", ".tsv.gz", ".tsv.bz2", ".tsv.zst")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-SUFFIXES = CSV_SUFFIXES + TSV_SUFFIXES + PARQUET_SUFFIXES
-PARQUET_BATCH_ROWS = 262_144
-CSV_BLOCK_BYTES = 16 << 20
 TREATMENT_TYPES = ("auto", "binary", "categorical", "numeric")
 TIME_UNITS = {"days": 1.0, "hours": 1.0 / 24.0, "seconds": 1.0 / 86_400.0}
 MAX_LEVELS = 32  # more distinct incentive values than this: continuous (no discrete levels)
@@ -120,159 +35,11 @@ TRUE_STRINGS = ("1", "true", "yes", "y", "t")
 FALSE_STRINGS = ("0", "false", "no", "n", "f")
 REDEMPTION_TYPES = ("redemption", "coupon_redemption")
 OFFER_EXPOSURE_TYPES = ("offer_exposure", "campaign_received")
-EVENT_REQUIRED = ("customer_id", "ts", "event_type")
-EVENT_OPTIONAL = ("amount", "product_id", "category", "promo_active", "offer_id")
 OFFER_TEXT, OFFER_NUMBERS = ("offer_type", "timing"), ("face_value", "duration_days")
 PRODUCT_TEXT = ("category", "brand")
 # columns the views add next to the customers table's columns: a feature may not carry these names
 VIEW_COLUMNS = ("customer_id", "segment", "engaged", "treated", "first_seen", "incentive", "propensity",
                 "purchased", "campaign_incentive")
-
-
-# ----------------------------------------------------------------------------------------------
-# Files: locating, checking and reading them in column-pruned batches (also used by hillstrom.py)
-# ----------------------------------------------------------------------------------------------
-
-
-def file_format(file: Path, what: str = NAME) -> str:
-    """``"csv"``, ``"tsv"`` or ``"parquet"`` from the file name; an unknown suffix is an error."""
-    name = Path(file).name.lower()
-    for fmt, suffixes in (("csv", CSV_SUFFIXES), ("tsv", TSV_SUFFIXES), ("parquet", PARQUET_SUFFIXES)):
-        if name.endswith(suffixes):
-            return fmt
-    raise DataValidationError(
-        f"{what}: file '{file}' has an unknown suffix; expected one of {list(SUFFIXES)}"
-    )
-
-
-def resolve_files(path, option: str, what: str = NAME) -> list[Path]:
-    """The files named by option ``option``: one path, a glob pattern, or a list of either (in that order)."""
-    if path is None or (isinstance(path, str) and path.strip() == ""):
-        raise DataValidationError(f"{what}: option {option} is required (a CSV/Parquet file path, a glob or a list)")
-    items = [path] if isinstance(path, (str, Path)) else path
-    if not isinstance(items, Sequence) or isinstance(items, (bytes, bytearray)) or len(items) == 0:
-        raise ValueError(f"{what}: option {option} must be a path, a glob pattern or a non-empty list of them, "
-                         f"got {path!r}")
-    files: list[Path] = []
-    for item in items:
-        if not isinstance(item, (str, Path)):
-            raise ValueError(f"{what}: option {option} must hold path strings, got {item!r}")
-        text = str(Path(item).expanduser())
-        if any(ch in text for ch in "*?["):
-            matches = sorted(glob.glob(text))
-            if not matches:
-                raise DataValidationError(f"{what}: no file matches {option}='{item}'")
-            files += [Path(m) for m in matches]
-        else:
-            files.append(Path(text))
-    for file in files:
-        file_format(file, what)
-        if not file.is_file():
-            state = "is a directory, not a file" if file.is_dir() else "does not exist"
-            raise DataValidationError(f"{what}: file '{file}' (option {option}) {state}")
-    return files
-
-
-def _csv_parse_options(fmt: str) -> pa_csv.ParseOptions:
-    return pa_csv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
-
-
-def file_columns(file: Path, what: str = NAME) -> list[str]:
-    """Column names of a CSV (its header) or Parquet file (its schema); reads at most the first CSV block."""
-    fmt = file_format(file, what)
-    try:
-        if fmt == "parquet":
-            return list(pq.read_schema(file).names)
-        read = pa_csv.ReadOptions(block_size=1 << 20)
-        with pa_csv.open_csv(file, read_options=read, parse_options=_csv_parse_options(fmt)) as reader:
-            return list(reader.schema.names)
-    except (pa.ArrowException, OSError) as e:
-        raise DataValidationError(f"{what}: file '{file}' is not a readable {fmt} file ({e})") from None
-
-
-def require_columns(file: Path, columns: Sequence[str], what: str = NAME, role: str = "") -> list[str]:
-    """The file's columns; an error listing by name every one of ``columns`` it lacks."""
-    have = file_columns(file, what)
-    missing = [c for c in columns if c not in have]
-    if missing:
-        raise DataValidationError(
-            f"{what}: file '{file.name}' lacks column(s) {missing}{role}; it has {have}"
-        )
-    return have
-
-
-def _to_float(arr: pa.Array, column: str, file: Path, offset: int, what: str) -> pa.Array:
-    """One batch of a numeric role as float64; non-numeric values are an error with examples and rows."""
-    t = arr.type
-    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t):
-        return pc.cast(arr, pa.float64())
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
-        if not pa.types.is_dictionary(t):
-            try:
-                return pc.cast(arr, pa.float64())  # fast path; fails on any unparsable value
-            except pa.ArrowInvalid:
-                pass
-        s = pd.Series(arr.to_pandas(), dtype=object)
-        text = s.where(s.isna(), s.astype(str).str.strip())
-        v = pd.to_numeric(text, errors="coerce")
-        bad = (v.isna() & s.notna()).to_numpy()
-        if bad.any():
-            rows = np.flatnonzero(bad)[:3]
-            examples = ", ".join(f"{s.iloc[r]!r} (row {offset + r})" for r in rows)
-            raise DataValidationError(
-                f"{what}: column '{column}' of '{file.name}' must be numeric, got non-numeric value(s) "
-                f"{examples} ({int(bad.sum())} in this batch; rows count from 0, header excluded)"
-            )
-        return pa.array(v.to_numpy(dtype=np.float64), type=pa.float64())
-    example = arr.slice(0, 1).to_pylist()
-    raise DataValidationError(
-        f"{what}: column '{column}' of '{file.name}' must be numeric, got type {t} (e.g. {example})"
-    )
-
-
-def _batches(file: Path, columns: Sequence[str], what: str):
-    fmt = file_format(file, what)
-    try:
-        if fmt == "parquet":
-            yield from pq.ParquetFile(file).iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=list(columns))
-        else:
-            # every column as text, converted per batch: type inference on the first block could not hold later
-            convert = pa_csv.ConvertOptions(include_columns=list(columns), strings_can_be_null=True,
-                                            column_types={c: pa.string() for c in columns})
-            read = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES)
-            with pa_csv.open_csv(file, read_options=read, parse_options=_csv_parse_options(fmt),
-                                 convert_options=convert) as reader:
-                yield from reader
-    except (pa.ArrowException, OSError) as e:
-        raise DataValidationError(f"{what}: cannot read file '{file}' ({e})") from None
-
-
-def read_files(files: Sequence[Path], columns: Sequence[str], numeric: Sequence[str] = (),
-               what: str = NAME, role: str = "") -> pd.DataFrame:
-    """Only ``columns`` of ``files`` (concatenated, in order) as one DataFrame, read in batches.
-
-    numeric: columns converted to float64 per batch (an error names a non-numeric value). Other
-    columns keep their Parquet type; CSV ones are text (``None`` for missing).
-    """
-    columns = list(dict.fromkeys(columns))
-    numeric = set(numeric)
-    frames, offset = [], 0
-    for file in files:
-        require_columns(file, columns, what, role)
-        parts = []
-        for batch in _batches(file, columns, what):
-            arrays = [(_to_float(batch.column(c), c, file, offset, what) if c in numeric else batch.column(c))
-                      for c in columns]
-            parts.append(pa.Table.from_arrays(arrays, names=columns))
-            offset += batch.num_rows
-        if parts:
-            frame = pa.concat_tables(parts).to_pandas()
-        else:
-            frame = pd.DataFrame({c: pd.Series(dtype=np.float64 if c in numeric else object) for c in columns})
-        frames.append(frame)
-    if len(frames) == 1:
-        return frames[0]
-    return pd.concat(frames, ignore_index=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -439,7 +206,7 @@ def _column_option(value, option: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or value.strip() == "":
-        raise ValueError(f"{NAME}: option {option} must be a column name (string) or null, got {value!r}")
+        raise UserInputError(f"{NAME}: option {option} must be a column name (string) or null, got {value!r}")
     return value
 
 
@@ -449,19 +216,11 @@ def _column_list(value, option: str) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, Sequence) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise ValueError(f"{NAME}: option {option} must be a list of column names, got {value!r}")
+        raise UserInputError(f"{NAME}: option {option} must be a list of column names, got {value!r}")
     dup = sorted({v for v in value if list(value).count(v) > 1})
     if dup:
         raise DataValidationError(f"{NAME}: option {option} lists column(s) {dup} more than once")
     return list(value)
-
-
-def _mapping(value, option: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ValueError(f"{NAME}: option {option} must map names to names, got {value!r}")
-    return dict(value)
 
 
 def _check_roles(roles: dict[str, str | None], numeric: list[str], categorical: list[str]) -> None:
@@ -517,7 +276,7 @@ def load_table(
     products_path=None,
     products_columns=None,
 ) -> CanonicalData:
-    """Read CSV/Parquet files with column roles into validated canonical tables (see the module docstring).
+    """Read CSV/Parquet files with column roles into validated canonical tables (docs/byod.md).
 
     path: rows file(s), one row per customer. id / label / treatment / time / propensity / revenue /
         engaged / offer: column names of those roles (null = absent). numeric, categorical: feature columns.
@@ -528,79 +287,161 @@ def load_table(
     events_path / offers_path / products_path: optional files; ``*_columns``: canonical -> file column names.
     event_type_map: file event type -> canonical event type (e.g. {order: purchase}).
     """
-    numeric = _column_list(numeric, "numeric")
-    categorical = _column_list(categorical, "categorical")
     roles = {o: _column_option(v, o) for o, v in (("id", id), ("label", label), ("treatment", treatment),
                                                    ("time", time), ("propensity", propensity), ("revenue", revenue),
                                                    ("engaged", engaged), ("offer", offer))}
+    numeric, categorical = _column_list(numeric, "numeric"), _column_list(categorical, "categorical")
+    _check_options(roles, numeric, categorical, treatment_type, time_unit, response_days, arms, label_positive,
+                   events_path)
+    R = float(response_days)
+    files, rows = _read_rows(path, roles, numeric, categorical)
+    ids, original_ids = _customer_ids(rows, roles["id"])
+    customers = _customers(rows, ids, numeric, categorical)
+    given_label = _given_label(rows, roles, label_positive)  # checked before any events file is read
+    treated, incentive, levels, arm_names, arm_levels, kind = _treatment(
+        rows, roles["treatment"], treatment_type, control, arms)
+    p = _propensity(rows, roles["propensity"], incentive, treated, levels)
+    timeline = _timeline(rows, roles, time_unit, history_end, R, events_path, events_columns, event_type_map)
+    events, redemptions, offer_exposures, n_unknown = _events(timeline.events_raw, timeline.event_days, ids,
+                                                              original_ids, timeline.event_source)
+    H = timeline.history_end
+    purchased, rev = given_label if given_label is not None else _window_label(events, ids, H, R)
+    outcomes = pd.DataFrame({"customer_id": ids, "purchased": purchased.astype(np.int8),
+                             "revenue": rev.astype(np.float64)})
+    exposures = _exposures(rows, roles, ids, timeline, treated, incentive, p, arm_names)
+    offers = _catalogue(offers_path, offers_columns, "offers", "offer_id", OFFER_TEXT, OFFER_NUMBERS)
+    products = _catalogue(products_path, products_columns, "products", "product_id", PRODUCT_TEXT, ("price",))
+    meta = {
+        "source": NAME,
+        "files": {"path": [str(f) for f in files]},
+        "roles": {**roles, "numeric": numeric, "categorical": categorical},
+        "treatment_type": kind,
+        "time_kind": timeline.kind,
+        "day0": None if timeline.day0 is None else str(pd.Timestamp(timeline.day0).isoformat()),
+        "history_end": H,
+        "response_days": R,
+        "label_derived": roles["label"] is None,
+        "counts": {"rows": len(rows), "events": len(events), "events_dropped_unknown_id": int(n_unknown),
+                   "label_rate": float(purchased.mean()), "treated_share": float(treated.mean())},
+    }
+    decision_days = timeline.decision_days
+    extras = {
+        "arms": arm_levels,
+        "original_ids": (None if original_ids is None
+                         else pd.DataFrame({"customer_id": ids, "original_id": original_ids})),
+        "decision_time_spread_days": (None if decision_days is None
+                                      else float(decision_days.max() - decision_days.min())),
+        "redemptions": redemptions,
+        "offer_exposures": offer_exposures,
+    }
+    meta.update({k: v for k, v in extras.items() if v is not None})
+    for option, value in (("events_path", events_path), ("offers_path", offers_path), ("products_path", products_path)):
+        if value is not None:
+            meta["files"][option] = [str(f) for f in resolve_files(value, option, NAME)]
+    data = CanonicalData(
+        customers=customers, events=events, exposures=exposures, outcomes=outcomes, products=products,
+        offers=offers, truth=None, history_end=H, response_days=R, incentive_levels=levels, name=NAME, meta=meta,
+    )
+    return data.validate()
+
+
+# ----------------------------------------------------------------------------------------------
+# Pieces of load_table
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_options(roles: dict[str, str | None], numeric: list[str], categorical: list[str], treatment_type: str,
+                   time_unit: str, response_days, arms, label_positive, events_path) -> None:
     if treatment_type not in TREATMENT_TYPES:
-        raise ValueError(f"{NAME}: option treatment_type must be one of {list(TREATMENT_TYPES)}, "
+        raise UserInputError(f"{NAME}: option treatment_type must be one of {list(TREATMENT_TYPES)}, "
                          f"got {treatment_type!r}")
     if time_unit not in TIME_UNITS:
-        raise ValueError(f"{NAME}: option time_unit must be one of {list(TIME_UNITS)}, got {time_unit!r}")
+        raise UserInputError(f"{NAME}: option time_unit must be one of {list(TIME_UNITS)}, got {time_unit!r}")
     if (not isinstance(response_days, (int, float)) or isinstance(response_days, bool)
             or not math.isfinite(float(response_days)) or float(response_days) <= 0):
-        raise ValueError(f"{NAME}: option response_days must be a finite number of days > 0, got {response_days!r}")
+        raise UserInputError(f"{NAME}: option response_days must be a finite number of days > 0, got {response_days!r}")
     if arms is not None and (isinstance(arms, str) or not isinstance(arms, Sequence)):
-        raise ValueError(f"{NAME}: option arms must be a list of treatment values, got {arms!r}")
+        raise UserInputError(f"{NAME}: option arms must be a list of treatment values, got {arms!r}")
     if roles["label"] is None and events_path is None:
         raise DataValidationError(
             f"{NAME}: option label is required (the 0/1 outcome column), unless events_path is given to derive "
             f"a next-window purchase label"
         )
     if roles["label"] is None and label_positive is not None:
-        raise ValueError(f"{NAME}: option label_positive needs option label")
+        raise UserInputError(f"{NAME}: option label_positive needs option label")
     _check_roles(roles, numeric, categorical)
-    R = float(response_days)
 
-    # ---------------- rows file ----------------
-    files = resolve_files(path, "path")
+
+def _read_rows(path, roles: dict[str, str | None], numeric: list[str], categorical: list[str]):
+    """(the rows files, their role columns as one DataFrame); numeric roles as float64, the others as read."""
+    files = resolve_files(path, "path", NAME)
     wanted = [c for c in roles.values() if c is not None] + categorical + numeric
     rows = read_files(files, wanted, numeric=numeric + [c for c in (roles["propensity"], roles["revenue"]) if c],
-                      role=" (named by the column role options)")
+                      what=NAME, role=" (named by the column role options)")
     if len(rows) == 0:
         raise DataValidationError(f"{NAME}: the rows file(s) {[f.name for f in files]} have no data rows")
-    n = len(rows)
-    ids, original_ids = _customer_ids(rows, roles["id"])
+    return files, rows
 
-    # ---------------- customers ----------------
+
+def _customers(rows: pd.DataFrame, ids: np.ndarray, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
     cust = {"customer_id": ids}
     for c in categorical:
         cust[c] = text_categories(rows[c])
     for c in numeric:
         cust[c] = finite_numbers(rows[c], c)
-    customers = pd.DataFrame(cust)
+    return pd.DataFrame(cust)
 
-    # ---------------- label (checked before any events file is read) ----------------
-    if roles["label"] is not None:
-        purchased = binary_values(rows[roles["label"]], roles["label"], positive=label_positive, role="label ")
-        _check_two_classes(purchased, f"column '{roles['label']}'")
-        rev = (finite_numbers(rows[roles["revenue"]], roles["revenue"], allow_negative=False)
-               if roles["revenue"] else np.zeros(n))
-    elif roles["revenue"] is not None:
-        raise ValueError(f"{NAME}: option revenue needs option label (a derived label takes revenue from events)")
 
-    # ---------------- treatment ----------------
-    treated, incentive, levels, arm_names, arm_levels, kind = _treatment(
-        rows, roles["treatment"], treatment_type, control, arms)
-    if roles["propensity"] is not None:
-        p = finite_numbers(rows[roles["propensity"]], roles["propensity"])
-        bad = (p <= 0) | (p > 1)
-        if bad.any():
-            raise DataValidationError(
-                f"{NAME}: column '{roles['propensity']}' (propensity) must lie in (0, 1], got e.g. "
-                f"{_examples(rows[roles['propensity']], bad)}"
-            )
-    else:
-        p = _observed_propensity(incentive, treated, levels)
+def _given_label(rows: pd.DataFrame, roles: dict[str, str | None], label_positive):
+    """(purchased int8, revenue float64) from the label and revenue columns; None without a label column."""
+    column = roles["label"]
+    if column is None:
+        if roles["revenue"] is not None:
+            raise UserInputError(f"{NAME}: option revenue needs option label (a derived label takes revenue from events)")
+        return None
+    purchased = binary_values(rows[column], column, positive=label_positive, role="label ")
+    _check_two_classes(purchased, f"column '{column}'")
+    revenue = (finite_numbers(rows[roles["revenue"]], roles["revenue"], allow_negative=False)
+               if roles["revenue"] else np.zeros(len(rows)))
+    return purchased, revenue
 
-    # ---------------- time frame ----------------
+
+def _propensity(rows: pd.DataFrame, column: str | None, incentive: np.ndarray, treated: np.ndarray, levels):
+    """The propensity column (checked to lie in (0, 1]), else the observed share of each level."""
+    if column is None:
+        return _observed_propensity(incentive, treated, levels)
+    p = finite_numbers(rows[column], column)
+    bad = (p <= 0) | (p > 1)
+    if bad.any():
+        raise DataValidationError(
+            f"{NAME}: column '{column}' (propensity) must lie in (0, 1], got e.g. {_examples(rows[column], bad)}"
+        )
+    return p
+
+
+@dataclass
+class _Timeline:
+    """Decision and event times on one day axis, and the history end."""
+
+    decision_days: np.ndarray | None  # [n] days, None without a time column
+    history_end: float
+    day0: np.datetime64 | None  # day 0 of timestamp times, None for numeric ones
+    kind: str | None  # "datetime" | "days" | None (no times at all)
+    events_raw: pd.DataFrame | None  # the events as read (canonical column names), None without events_path
+    event_days: np.ndarray | None  # [events] days
+    event_source: dict[str, str]  # canonical event column -> file column
+
+
+def _timeline(rows: pd.DataFrame, roles: dict[str, str | None], time_unit: str, history_end, R: float,
+              events_path, events_columns, event_type_map) -> _Timeline:
     decision, time_kind = (None, None)
     if roles["time"] is not None:
         decision, time_kind = _parse_time(rows[roles["time"]], roles["time"], time_unit, NAME)
     events_raw, ev_time, ev_kind, ev_source = None, None, None, {}
     if events_path is not None:
-        events_raw, ev_source = _read_events(events_path, events_columns, roles["id"])
+        files = resolve_files(events_path, "events_path", f"{NAME} events")
+        events_raw, ev_source = read_events(files, events_columns, event_type_map, id_column=roles["id"],
+                                            what=f"{NAME} events")
         ev_time, ev_kind = _parse_time(events_raw["ts"], ev_source["ts"], time_unit, f"{NAME} events")
         if time_kind is not None and len(ev_time) and ev_kind != time_kind:
             raise DataValidationError(
@@ -608,13 +449,12 @@ def load_table(
                 f"but events column '{ev_source['ts']}' holds {'timestamps' if ev_kind == 'datetime' else 'numbers'}; "
                 f"both must be of the same kind"
             )
-    kind_t = time_kind or (ev_kind if ev_time is not None and len(ev_time) else None)
+    kind = time_kind or (ev_kind if ev_time is not None and len(ev_time) else None)
     day0 = None
-    if kind_t == "datetime":
+    if kind == "datetime":
         starts = [a.min() for a in (decision, ev_time) if a is not None and len(a) and a.dtype.kind == "M"]
         day0 = min(starts).astype("datetime64[D]").astype("datetime64[ns]")
-    decision_days = _days(decision, day0)
-    ev_days = _days(ev_time, day0)
+    decision_days, ev_days = _days(decision, day0), _days(ev_time, day0)
     H = _history_end(history_end, decision_days, ev_days, roles["label"] is None, R, day0)
     if decision_days is not None:
         early = decision_days < H
@@ -624,22 +464,15 @@ def load_table(
                 f"(column '{roles['time']}', e.g. {_examples(rows[roles['time']], early)}); features would see "
                 f"events after those decisions — set history_end to at most the earliest decision time"
             )
+    return _Timeline(decision_days, H, day0, kind, events_raw, ev_days, ev_source)
 
-    # ---------------- events ----------------
-    events, redemptions, offer_exposures, n_unknown = _events(events_raw, ev_days, ids, original_ids,
-                                                              event_type_map, ev_source)
 
-    # ---------------- outcomes ----------------
-    if roles["label"] is None:
-        purchased, rev = _window_label(events, ids, H, R)
-        _check_two_classes(purchased, "the derived next-window purchase label")
-    outcomes = pd.DataFrame({"customer_id": ids, "purchased": purchased.astype(np.int8),
-                             "revenue": rev.astype(np.float64)})
-
-    # ---------------- exposures ----------------
+def _exposures(rows: pd.DataFrame, roles: dict[str, str | None], ids: np.ndarray, timeline: _Timeline,
+               treated: np.ndarray, incentive: np.ndarray, p: np.ndarray, arm_names) -> pd.DataFrame:
+    n = len(rows)
     exp = {
         "customer_id": ids,
-        "ts": decision_days if decision_days is not None else np.full(n, H),
+        "ts": timeline.decision_days if timeline.decision_days is not None else np.full(n, timeline.history_end),
         "treatment": treated.astype(np.int8),
         "incentive": incentive.astype(np.float64),
         "propensity": p.astype(np.float64),
@@ -651,57 +484,7 @@ def load_table(
                           & treated.astype(np.int8)).astype(np.int8)
     if arm_names is not None:
         exp["arm"] = arm_names
-    exposures = pd.DataFrame(exp)
-
-    # ---------------- offers and products ----------------
-    offers = _catalogue(offers_path, offers_columns, "offers", "offer_id", OFFER_TEXT, OFFER_NUMBERS)
-    products = _catalogue(products_path, products_columns, "products", "product_id", PRODUCT_TEXT, ("price",))
-    if products is not None and "price" in products.columns and (products["price"] <= 0).any():
-        bad = products["price"].to_numpy() <= 0
-        raise DataValidationError(f"{NAME}: products column 'price' must be > 0, got e.g. "
-                                  f"{_examples(products['price'], bad)}")
-
-    meta = {
-        "source": NAME,
-        "files": {"path": [str(f) for f in files]},
-        "roles": {**roles, "numeric": numeric, "categorical": categorical},
-        "treatment_type": kind,
-        "time_kind": kind_t,
-        "day0": None if day0 is None else str(pd.Timestamp(day0).isoformat()),
-        "history_end": H,
-        "response_days": R,
-        "label_derived": roles["label"] is None,
-        "counts": {
-            "rows": int(n),
-            "events": len(events),
-            "events_dropped_unknown_id": int(n_unknown),
-            "label_rate": float(purchased.mean()),
-            "treated_share": float(treated.mean()),
-        },
-    }
-    if arm_levels is not None:
-        meta["arms"] = arm_levels
-    if original_ids is not None:
-        meta["original_ids"] = pd.DataFrame({"customer_id": ids, "original_id": original_ids})
-    if decision_days is not None:
-        meta["decision_time_spread_days"] = float(decision_days.max() - decision_days.min())
-    if redemptions is not None:
-        meta["redemptions"] = redemptions
-    if offer_exposures is not None:
-        meta["offer_exposures"] = offer_exposures
-    for option, value in (("events_path", events_path), ("offers_path", offers_path), ("products_path", products_path)):
-        if value is not None:
-            meta["files"][option] = [str(f) for f in resolve_files(value, option)]
-    data = CanonicalData(
-        customers=customers, events=events, exposures=exposures, outcomes=outcomes, products=products,
-        offers=offers, truth=None, history_end=H, response_days=R, incentive_levels=levels, name=NAME, meta=meta,
-    )
-    return data.validate()
-
-
-# ----------------------------------------------------------------------------------------------
-# Pieces of load_table
-# ----------------------------------------------------------------------------------------------
+    return pd.DataFrame(exp)
 
 
 def _check_two_classes(purchased: np.ndarray, what: str) -> None:
@@ -834,18 +617,18 @@ def _history_end(option, decision_days, ev_days, label_derived: bool, R: float, 
     if option is not None:
         if isinstance(option, str):
             if day0 is None:
-                raise ValueError(f"{NAME}: option history_end={option!r} is a date, but the times are numbers (or "
+                raise UserInputError(f"{NAME}: option history_end={option!r} is a date, but the times are numbers (or "
                                  f"absent); give history_end in the times' own unit instead")
             try:
                 stamp = pd.Timestamp(option)
             except (ValueError, TypeError):
-                raise ValueError(f"{NAME}: option history_end must be a number of days or a date string, "
+                raise UserInputError(f"{NAME}: option history_end must be a number of days or a date string, "
                                  f"got {option!r}") from None
             if stamp.tzinfo is not None:
                 stamp = stamp.tz_convert("UTC").tz_localize(None)
             return float((stamp.to_datetime64().astype("datetime64[ns]") - day0) / DAY)
         if isinstance(option, bool) or not isinstance(option, (int, float)) or not math.isfinite(float(option)):
-            raise ValueError(f"{NAME}: option history_end must be a finite number of days or a date string, "
+            raise UserInputError(f"{NAME}: option history_end must be a finite number of days or a date string, "
                              f"got {option!r}")
         return float(option)
     if decision_days is not None:
@@ -856,30 +639,20 @@ def _history_end(option, decision_days, ev_days, label_derived: bool, R: float, 
     return 0.0
 
 
-def _read_events(events_path, events_columns, id_column: str | None) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Events with canonical column names and a map canonical name -> file column name."""
-    files = resolve_files(events_path, "events_path", f"{NAME} events")
-    rename = _mapping(events_columns, "events_columns")
-    unknown = sorted(set(rename) - set(EVENT_REQUIRED + EVENT_OPTIONAL))
-    if unknown:
-        raise ValueError(f"{NAME}: option events_columns has unknown key(s) {unknown}; canonical event columns are "
-                         f"{list(EVENT_REQUIRED + EVENT_OPTIONAL)}")
-    have = file_columns(files[0], f"{NAME} events")
-    source = {c: rename.get(c, c) for c in EVENT_REQUIRED + EVENT_OPTIONAL}
-    if "customer_id" not in rename and id_column is not None and id_column in have:
-        source["customer_id"] = id_column
-    # optional columns are read when the file has them; a renamed one must be there
-    wanted = [source[c] for c in EVENT_REQUIRED] + [source[c] for c in EVENT_OPTIONAL
-                                                    if source[c] in have or c in rename]
-    numeric = [source["amount"]] if source["amount"] in wanted else []
-    raw = read_files(files, wanted, numeric=numeric, what=f"{NAME} events",
-                     role=" (needed as event columns customer_id, ts, event_type; rename with events_columns)")
-    raw = raw.rename(columns={v: k for k, v in source.items() if v in raw.columns})
-    return raw, source
+def _window_label(events: pd.DataFrame, ids: np.ndarray, H: float, R: float) -> tuple[np.ndarray, np.ndarray]:
+    """(purchased int8, revenue) per customer from purchase events in [H, H + R); a constant label is an error."""
+    ts = events["ts"].to_numpy(np.float64)
+    sel = (events["event_type"] == "purchase").to_numpy() & (ts >= H) & (ts < H + R)
+    rows = pd.Index(ids).get_indexer(events["customer_id"].to_numpy()[sel])
+    count = np.bincount(rows, minlength=len(ids))
+    revenue = np.bincount(rows, weights=events["amount"].to_numpy(np.float64)[sel], minlength=len(ids))
+    purchased = (count > 0).astype(np.int8)
+    _check_two_classes(purchased, "the derived next-window purchase label")
+    return purchased, revenue
 
 
 def _events(raw: pd.DataFrame | None, ev_days: np.ndarray | None, ids: np.ndarray, original_ids,
-            event_type_map, source: dict[str, str]):
+            source: dict[str, str]):
     """(canonical events sorted by (customer_id, ts), redemptions or None, offer exposures or None, #dropped)."""
     if raw is None or len(raw) == 0:
         events = pd.DataFrame({
@@ -889,31 +662,9 @@ def _events(raw: pd.DataFrame | None, ev_days: np.ndarray | None, ids: np.ndarra
         })
         return events, None, None, 0
     what = f"{NAME} events"
-    col = source["customer_id"]
-    if original_ids is None:
-        x = _numbers_or_none(raw["customer_id"])
-        if x is None:
-            raise DataValidationError(
-                f"{what}: column '{col}' must hold the rows file's integer ids, got e.g. "
-                f"{_examples(raw['customer_id'], pd.to_numeric(raw['customer_id'], errors='coerce').isna().to_numpy())}"
-            )
-        ok = np.isfinite(x) & (np.mod(np.nan_to_num(x, nan=0.5), 1) == 0)
-        cid = np.where(ok, np.nan_to_num(x, nan=-1), -1).astype(np.int64)
-        known = ok & np.isin(cid, ids)
-    else:
-        index = pd.Index(original_ids)
-        pos = index.get_indexer(pd.Series(raw["customer_id"], dtype=object).astype(str).str.strip())
-        known = pos >= 0
-        cid = np.where(known, ids[np.maximum(pos, 0)], -1).astype(np.int64)
+    cid, known = _event_customer_ids(raw["customer_id"], source["customer_id"], ids, original_ids)
     etype = pd.Series(raw["event_type"], dtype=object)
-    if etype.isna().any():
-        missing = etype.isna().to_numpy()
-        raise DataValidationError(f"{what}: column '{source['event_type']}' has {int(missing.sum())} missing "
-                                  f"value(s), first at row(s) {np.flatnonzero(missing)[:3].tolist()}")
-    etype = etype.astype(str).str.strip()
-    type_map = _mapping(event_type_map, "event_type_map")
-    if type_map:
-        etype = etype.map(lambda v: type_map.get(v, v))
+    refuse_missing(etype.isna().to_numpy(), what, f"column '{source['event_type']}'")
     n = len(raw)
     # an empty amount is a non-purchase event's: 0
     amount = (finite_numbers(pd.to_numeric(raw["amount"]).fillna(0.0), source["amount"], what, allow_negative=False)
@@ -925,8 +676,8 @@ def _events(raw: pd.DataFrame | None, ev_days: np.ndarray | None, ids: np.ndarra
     promo = (binary_values(raw["promo_active"], source["promo_active"], what) if "promo_active" in raw.columns
              else np.zeros(n, np.int8))
     frame = pd.DataFrame({
-        "customer_id": cid, "ts": ev_days, "event_type": etype.to_numpy(dtype=object), "product_id": product,
-        "category": category, "amount": amount, "promo_active": promo,
+        "customer_id": cid, "ts": ev_days, "event_type": etype.astype(str).to_numpy(dtype=object),
+        "product_id": product, "category": category, "amount": amount, "promo_active": promo,
     })
     if "offer_id" in raw.columns:
         frame["offer_id"] = integer_ids(raw["offer_id"], source["offer_id"], what, missing_as=-1)
@@ -935,28 +686,37 @@ def _events(raw: pd.DataFrame | None, ev_days: np.ndarray | None, ids: np.ndarra
     frame = frame.iloc[order].reset_index(drop=True)
     types = frame["event_type"].to_numpy(dtype=object)
     frame["event_type"] = pd.Categorical(types, categories=sorted(set(types)))
-    redemptions = offer_exposures = None
-    if "offer_id" in frame.columns:
-        has_offer = frame["offer_id"].to_numpy() >= 0
-        for kinds, target in ((REDEMPTION_TYPES, "redemptions"), (OFFER_EXPOSURE_TYPES, "offer_exposures")):
-            sel = has_offer & np.isin(types, kinds)
-            if sel.any():
-                part = frame.loc[sel, ["customer_id", "offer_id", "ts"]].reset_index(drop=True)
-                if target == "redemptions":
-                    redemptions = part
-                else:
-                    offer_exposures = part
+    redemptions, offer_exposures = _offer_events(frame, types)
     return frame, redemptions, offer_exposures, int((~known).sum())
 
 
-def _window_label(events: pd.DataFrame, ids: np.ndarray, H: float, R: float) -> tuple[np.ndarray, np.ndarray]:
-    """(purchased int8, revenue) per customer from purchase events in [H, H + R)."""
-    ts = events["ts"].to_numpy(np.float64)
-    sel = (events["event_type"] == "purchase").to_numpy() & (ts >= H) & (ts < H + R)
-    rows = pd.Index(ids).get_indexer(events["customer_id"].to_numpy()[sel])
-    count = np.bincount(rows, minlength=len(ids))
-    revenue = np.bincount(rows, weights=events["amount"].to_numpy(np.float64)[sel], minlength=len(ids))
-    return (count > 0).astype(np.int8), revenue
+def _event_customer_ids(values: pd.Series, column: str, ids: np.ndarray, original_ids):
+    """(int64 customer id per event, -1 for unknown ones; bool: the id is one of the rows file's)."""
+    if original_ids is None:
+        x = _numbers_or_none(values)
+        if x is None:
+            raise DataValidationError(
+                f"{NAME} events: column '{column}' must hold the rows file's integer ids, got e.g. "
+                f"{_examples(values, pd.to_numeric(values, errors='coerce').isna().to_numpy())}"
+            )
+        ok = np.isfinite(x) & (np.mod(np.nan_to_num(x, nan=0.5), 1) == 0)
+        cid = np.where(ok, np.nan_to_num(x, nan=-1), -1).astype(np.int64)
+        return cid, ok & np.isin(cid, ids)
+    pos = pd.Index(original_ids).get_indexer(pd.Series(values, dtype=object).astype(str).str.strip())
+    known = pos >= 0
+    return np.where(known, ids[np.maximum(pos, 0)], -1).astype(np.int64), known
+
+
+def _offer_events(frame: pd.DataFrame, types: np.ndarray):
+    """(redemptions, offer exposures): (customer_id, offer_id, ts) of the events with an offer of those types."""
+    if "offer_id" not in frame.columns:
+        return None, None
+    has_offer = frame["offer_id"].to_numpy() >= 0
+    found = []
+    for kinds in (REDEMPTION_TYPES, OFFER_EXPOSURE_TYPES):
+        sel = has_offer & np.isin(types, kinds)
+        found.append(frame.loc[sel, ["customer_id", "offer_id", "ts"]].reset_index(drop=True) if sel.any() else None)
+    return tuple(found)
 
 
 def _catalogue(path, columns, table: str, id_column: str, text: Sequence[str], numbers: Sequence[str]):
@@ -965,16 +725,9 @@ def _catalogue(path, columns, table: str, id_column: str, text: Sequence[str], n
         return None
     what = f"{NAME} {table}"
     files = resolve_files(path, f"{table}_path", what)
-    rename = _mapping(columns, f"{table}_columns")
-    canonical = (id_column, "product_id", *text, *numbers) if table == "offers" else (id_column, *text, *numbers)
-    unknown = sorted(set(rename) - set(canonical))
-    if unknown:
-        raise ValueError(f"{NAME}: option {table}_columns has unknown key(s) {unknown}; known: {list(canonical)}")
-    source = {c: rename.get(c, c) for c in canonical}
-    have = file_columns(files[0], what)
-    wanted = [source[id_column]] + [source[c] for c in canonical[1:] if source[c] in have or c in rename]
-    raw = read_files(files, wanted, numeric=[source[c] for c in numbers if source[c] in wanted], what=what)
-    raw = raw.rename(columns={v: k for k, v in source.items() if v in raw.columns})
+    optional = ("product_id", *text, *numbers) if table == "offers" else (*text, *numbers)
+    raw, source = read_canonical(files, (id_column,), optional, columns, option=f"{table}_columns", numeric=numbers,
+                                 what=what)
     out = {id_column: integer_ids(raw[id_column], source[id_column], what)}
     dup = pd.Series(out[id_column]).duplicated(keep=False).to_numpy()
     if dup.any():
@@ -988,19 +741,19 @@ def _catalogue(path, columns, table: str, id_column: str, text: Sequence[str], n
     for c in numbers:
         if c in raw.columns:
             out[c] = finite_numbers(raw[c], source[c], what, allow_negative=False)
+    if table == "products" and "price" in out and (out["price"] <= 0).any():
+        price = pd.Series(out["price"])
+        raise DataValidationError(f"{NAME}: products column 'price' must be > 0, got e.g. "
+                                  f"{_examples(price, (price <= 0).to_numpy())}")
     return pd.DataFrame(out)
 
 
 __all__ = [
-    "SUFFIXES",
     "binary_values",
-    "file_columns",
-    "file_format",
     "finite_numbers",
     "integer_ids",
     "load_table",
-    "read_files",
+    "refuse_missing",
     "reserved_feature_names",
-    "resolve_files",
     "text_categories",
 ]

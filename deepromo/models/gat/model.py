@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import GATConv, GATv2Conv, SAGEConv
 
-from deepromo.models.base import PromoModel
+from deepromo.models.base import HyperParameterError, PromoModel
 from deepromo.models.gat.serving import OfferServing, edge_type_key
 from deepromo.models.registry import register_model
 
@@ -82,19 +82,19 @@ class GATOfferRanker(OfferServing, PromoModel):
         hp = self.hparams
         g = self.spec.graph
         if g is None or not g.num_nodes:
-            raise ValueError("model 'gat' needs a graph spec with node counts (build the datamodule from the "
+            raise HyperParameterError("model 'gat' needs a graph spec with node counts (build the datamodule from the "
                              "'offer_graph' view)")
         if hp.conv not in CONVS:
-            raise ValueError(f"model 'gat': conv must be one of {list(CONVS)}, got {hp.conv!r}")
+            raise HyperParameterError(f"model 'gat': conv must be one of {list(CONVS)}, got {hp.conv!r}")
         if hp.loss not in LOSSES:
-            raise ValueError(f"model 'gat': loss must be one of {list(LOSSES)}, got {hp.loss!r}")
+            raise HyperParameterError(f"model 'gat': loss must be one of {list(LOSSES)}, got {hp.loss!r}")
         if hp.hidden % hp.heads:
-            raise ValueError(f"model 'gat': hidden ({hp.hidden}) must be divisible by heads ({hp.heads})")
+            raise HyperParameterError(f"model 'gat': hidden ({hp.hidden}) must be divisible by heads ({hp.heads})")
         if len(hp.fanout) != hp.layers:
-            raise ValueError(f"model 'gat': fanout needs one entry per layer ({hp.layers}), got {hp.fanout}")
+            raise HyperParameterError(f"model 'gat': fanout needs one entry per layer ({hp.layers}), got {hp.fanout}")
         unknown = sorted(set(hp.id_embeddings) - set(g.node_types))
         if unknown:
-            raise ValueError(f"model 'gat': id_embeddings names unknown node types {unknown}; "
+            raise HyperParameterError(f"model 'gat': id_embeddings names unknown node types {unknown}; "
                              f"node types are {list(g.node_types)}")
         d = int(hp.hidden)
         self.node_types = list(g.node_types)

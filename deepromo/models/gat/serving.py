@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from deepromo.data.errors import UserInputError
 from deepromo.data.tables import DataValidationError
+from deepromo.models.base import check_finite_outputs
 
 SERVING_BUFFERS = ("customer_ids", "offer_ids", "customer_vectors", "offer_vectors")
 
@@ -64,13 +66,18 @@ class OfferServing:
 
     def predict_frame(self, df: pd.DataFrame, batch_size: int | None = None, **context) -> pd.DataFrame:
         """Score (customer, offer) pairs: a frame with ``customer_id`` and ``offer_id`` in, ``score`` out."""
+        if not isinstance(df, pd.DataFrame):
+            raise DataValidationError(f"model 'gat': predict_frame expects a pandas DataFrame with columns "
+                                      f"{self.input_columns()}; got a {type(df).__name__}")
         missing = [c for c in self.input_columns() if c not in df.columns]
         if missing:
             raise DataValidationError(f"model 'gat' scores (customer, offer) pairs: the frame lacks column(s) "
                                       f"{missing}; it has {list(df.columns)}")
         tensors = {"customer_index": torch.from_numpy(self._positions(df["customer_id"], "customer")),
                    "offer_index": torch.from_numpy(self._positions(df["offer_id"], "offer"))}
-        return pd.DataFrame(self.predict_arrays(tensors, batch_size), index=df.index)
+        frame = pd.DataFrame(self.predict_arrays(tensors, batch_size), index=df.index)
+        check_finite_outputs(frame, "gat")
+        return frame
 
     def input_columns(self) -> list[str]:
         return ["customer_id", "offer_id"]
@@ -122,7 +129,7 @@ class OfferServing:
             rule_rows = np.arange(len(customer_ids))
         elif rules is not None and (len(rules.customer_index) != len(self.customer_ids)
                                     or not np.array_equal(rules.offer_ids, offer_ids)):
-            raise ValueError("rules were compiled for other customers or offers than this model serves; "
+            raise UserInputError("rules were compiled for other customers or offers than this model serves; "
                              "compile them with model.compile_rules")
         ids_out, scores_out = [], []
         for a in range(0, len(rows), int(batch_size)):
@@ -149,7 +156,7 @@ class OfferServing:
         Only the attention convolutions have weights to show (``conv: gat | gatv2``).
         """
         if self.hparams.conv == "sage":
-            raise ValueError("explain needs attention weights: conv 'sage' has none (use 'gat' or 'gatv2')")
+            raise UserInputError("explain needs attention weights: conv 'sage' has none (use 'gat' or 'gatv2')")
         c = int(pd.Index(np.asarray(node_ids["customer"])).get_indexer([customer_id])[0])
         if c < 0:
             raise DataValidationError(f"customer_id {customer_id!r} is not a node of the given graph")

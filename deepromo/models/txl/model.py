@@ -42,7 +42,7 @@ from deepromo.data.sequences import (
     pad_sequences,
 )
 from deepromo.data.tables import DataValidationError
-from deepromo.models.base import PromoModel
+from deepromo.models.base import HyperParameterError, PromoModel
 from deepromo.models.layers import FeatureEncoder, mlp
 from deepromo.models.losses import focal_loss
 from deepromo.models.registry import register_model
@@ -64,7 +64,7 @@ class RelativeAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, dropout: float, clamp_len: int, same_length: bool, mem_len: int):
         super().__init__()
         if d_model % n_heads:
-            raise ValueError(f"txl: d_model={d_model} must be divisible by n_heads={n_heads}")
+            raise HyperParameterError(f"txl: d_model={d_model} must be divisible by n_heads={n_heads}")
         self.h, self.dh = n_heads, d_model // n_heads
         self.q = nn.Linear(d_model, d_model, bias=False)
         self.kv = nn.Linear(d_model, 2 * d_model, bias=False)
@@ -153,16 +153,16 @@ class TransformerXLPurchase(PromoModel):
         super().__init__(spec, **hparams)
         hp = self.hparams
         if hp.encoder not in ENCODERS:
-            raise ValueError(f"txl: encoder must be one of {ENCODERS}, got '{hp.encoder}'")
+            raise HyperParameterError(f"txl: encoder must be one of {ENCODERS}, got '{hp.encoder}'")
         for key in ("d_model", "n_heads", "n_layers", "max_len", "seg_len"):
             if int(hp[key]) < 1:
-                raise ValueError(f"txl: {key} must be >= 1, got {hp[key]}")
+                raise HyperParameterError(f"txl: {key} must be >= 1, got {hp[key]}")
         if hp.mem_len < 0 or hp.clamp_len < 0:
-            raise ValueError(f"txl: mem_len and clamp_len must be >= 0, got {hp.mem_len} and {hp.clamp_len}")
+            raise HyperParameterError(f"txl: mem_len and clamp_len must be >= 0, got {hp.mem_len} and {hp.clamp_len}")
         seq_cat = [f for f in self.spec.sequence if f.kind == "categorical"]
         n_seq_num = sum(1 for f in self.spec.sequence if f.kind == "numeric")
         if not seq_cat and not n_seq_num:
-            raise ValueError("txl needs event sequences in the spec (the 'purchase' view)")
+            raise HyperParameterError("txl needs event sequences in the spec (the 'purchase' view)")
         d = int(hp.d_model)
         self.event_embeddings = nn.ModuleList(nn.Embedding(f.cardinality, d, padding_idx=0) for f in seq_cat)
         self.event_numeric = nn.Linear(n_seq_num, d)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from deepromo.data.errors import UserInputError
 from deepromo.data.sequences import check_events
 from deepromo.data.tables import DataValidationError
 
@@ -34,6 +35,7 @@ class CustomerState:
     last_h: torch.Tensor
     last_ts: float
     n_events: int = 0
+    last_event: tuple = ()  # the newest event's content: a replay of it is recognised and ignored
 
 
 class StreamingScorer:
@@ -41,13 +43,14 @@ class StreamingScorer:
 
     customers: a frame with ``customer_id`` and the model's feature columns (static attributes and window
     aggregates); refresh it with ``set_customers`` when those change. max_customers: least-recently-used
-    customers beyond this many are evicted (None = keep all).
+    customers beyond this many are evicted, memory and feature row alike (None = keep all).
+    An update is all or nothing: a batch with any bad event changes no customer's state.
     """
 
-    def __init__(self, model, customers: pd.DataFrame | None = None, max_customers: int | None = None):
+    def __init__(self, model, customers: pd.DataFrame | None = None, max_customers: int | None = 100_000):
         hp = model.hparams
         if getattr(hp, "encoder", None) != "txl" or int(hp.mem_len) < 1:
-            raise ValueError("StreamingScorer needs a txl model with encoder='txl' and mem_len >= 1")
+            raise UserInputError("StreamingScorer needs a txl model with encoder='txl' and mem_len >= 1")
         if model.preprocessor is None or model.preprocessor.events is None:
             raise RuntimeError("the model has no preprocessor with an event encoder; train it or load a checkpoint")
         self.model = model.eval()
@@ -65,7 +68,18 @@ class StreamingScorer:
             raise DataValidationError("customers frame needs a 'customer_id' column")
         cat, num = self.model.preprocessor.transform(frame)
         for i, cid in enumerate(frame["customer_id"].to_numpy().tolist()):
-            self.static[cid] = (torch.from_numpy(cat[i]), torch.from_numpy(num[i]))
+            self.static[cid] = (torch.from_numpy(cat[i].copy()), torch.from_numpy(num[i].copy()))
+            if cid in self.states:
+                self.states.move_to_end(cid)
+        self.evict()
+
+    def evict(self) -> None:
+        """Drop the least recently observed customers beyond ``max_customers``: their memory and feature row."""
+        if self.max_customers is None:
+            return
+        while len(self.states) > self.max_customers:
+            cid, _ = self.states.popitem(last=False)
+            self.static.pop(cid, None)
 
     def _empty_state(self) -> CustomerState:
         device = self.model.device
@@ -83,7 +97,13 @@ class StreamingScorer:
         check_events(events)
         if events.empty:
             return []
-        ev = events.sort_values(["customer_id", "ts"], kind="stable").reset_index(drop=True)
+        unknown = pd.unique(events.loc[~events["customer_id"].isin(list(self.static)), "customer_id"])
+        if len(unknown):
+            raise DataValidationError(f"events of customer_id(s) {unknown[:5].tolist()} that the scorer has no feature "
+                                      "row for; call set_customers with them first")
+        ev = self.without_replays(events.sort_values(["customer_id", "ts"], kind="stable").reset_index(drop=True))
+        if ev.empty:
+            return []
         ids, starts, counts = np.unique(ev["customer_id"].to_numpy(), return_index=True, return_counts=True)
         states = [self.states.get(cid) or self._empty_state() for cid in ids.tolist()]
         first_ts = ev["ts"].to_numpy()[starts]
@@ -100,6 +120,8 @@ class StreamingScorer:
         device = self.model.device
         cat, num = torch.from_numpy(cat).to(device), torch.from_numpy(num).to(device)
         last_ts = ev["ts"].to_numpy()[starts + counts - 1]
+        last_events = [event_content(ev, i) for i in (starts + counts - 1).tolist()]
+        updated = {}  # committed only when every group went through: a failure leaves the cache as it was
         # Customers with the same number of new events go through together, so no padding ever sits between
         # a customer's cached memory and its new events (padding would shift the relative distances).
         for count in np.unique(counts).tolist():
@@ -114,15 +136,24 @@ class StreamingScorer:
                 h, memory = self.model.segment_step(x[:, start:start + self.seg_len],
                                                     mask[:, start:start + self.seg_len], memory)
             mems = torch.stack(memory[0], dim=1)  # [g, n_layers, M, d]
-            for j, i in enumerate(group.tolist()):
-                cid = ids[i].item()
-                self.states[cid] = CustomerState(mems[j], memory[1][j], h[j, -1], float(last_ts[i]),
-                                                 states[i].n_events + count)
-                self.states.move_to_end(cid)
-        if self.max_customers is not None:
-            while len(self.states) > self.max_customers:
-                self.states.popitem(last=False)
+            for j, i in enumerate(group.tolist()):  # copies: a view would keep the whole batch tensor alive
+                updated[ids[i].item()] = CustomerState(mems[j].clone(), memory[1][j].clone(), h[j, -1].clone(),
+                                                       float(last_ts[i]), states[i].n_events + count, last_events[i])
+        for cid, state in updated.items():
+            self.states[cid] = state
+            self.states.move_to_end(cid)
+        self.evict()
         return ids.tolist()
+
+    def without_replays(self, ev: pd.DataFrame) -> pd.DataFrame:
+        """``ev`` (sorted by customer and time) without the rows equal to a customer's cached newest event: a
+        replayed delivery is not a new event (an older replayed event is refused as out of order). With an
+        ``event_id`` column, identity is that id; otherwise the event's content."""
+        replay = np.zeros(len(ev), dtype=bool)
+        for i, cid in enumerate(ev["customer_id"].tolist()):
+            state = self.states.get(cid)
+            replay[i] = state is not None and event_content(ev, i) == state.last_event
+        return ev.loc[~replay].reset_index(drop=True)
 
     @torch.inference_mode()
     def score(self, customer_ids, as_of: float | None = None) -> np.ndarray:
@@ -145,7 +176,12 @@ class StreamingScorer:
             "seq_dt": torch.as_tensor(dt, dtype=torch.float32, device=device).unsqueeze(1),
         }
         logit = self.model.readout(torch.stack([s.last_h for s in states]), batch)
-        return torch.sigmoid(logit).float().cpu().numpy()
+        p = torch.sigmoid(logit).float().cpu().numpy()
+        if not np.isfinite(p).all():
+            bad = int(np.argmax(~np.isfinite(p)))
+            raise DataValidationError(f"customer {ids[bad]}: the model produced a non-finite score; its features or "
+                                      "events are outside what it can score")
+        return p
 
     def update(self, events: pd.DataFrame, as_of: float | None = None) -> pd.DataFrame:
         """``observe`` the new events, then score the customers they belong to: ``customer_id, p``."""
@@ -153,5 +189,15 @@ class StreamingScorer:
         return pd.DataFrame({"customer_id": ids, "p": self.score(ids, as_of) if ids else np.zeros(0)})
 
     def forget(self, customer_ids) -> None:
+        """Drop these customers' memories (their feature rows stay)."""
         for cid in customer_ids:
             self.states.pop(cid, None)
+
+
+EVENT_CONTENT = ("customer_id", "ts", "event_type", "amount", "product_id", "category", "offer_id", "promo_active")
+
+
+def event_content(ev: pd.DataFrame, row: int) -> tuple:
+    """What identifies event ``row``: its ``event_id`` if the events have one, else its EVENT_CONTENT columns."""
+    columns = ("customer_id", "event_id") if "event_id" in ev.columns else EVENT_CONTENT
+    return tuple((c, str(ev[c].iat[row])) for c in columns if c in ev.columns)
