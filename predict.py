@@ -56,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(repeatable; e.g. order=purchase)")
     parser.add_argument("--as-of", type=float, default=None, metavar="DAYS",
                         help="sequence models: prediction time in days (default: just after each customer's newest event)")
+    parser.add_argument("--encoding", default=None, metavar="NAME",
+                        help="text encoding of CSV/TSV input and events files (default utf-8; e.g. latin-1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -63,14 +65,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> dict:
     from deepromo.serving.batch_scoring import score_file
 
-    try:
-        summary = score_file(
-            args.model, args.input, args.output, chunk_size=args.chunk_size, id_columns=args.id_columns,
-            keep_columns=args.keep_columns, progress=not args.no_progress, events=args.events, as_of=args.as_of,
-            events_columns=dict(args.events_columns) or None, event_type_map=dict(args.event_types) or None,
-        )
-    except FileNotFoundError as exc:  # a wrong path is a user error: one line, exit 2
-        raise ValueError(str(exc)) from None
+    summary = score_file(
+        args.model, args.input, args.output, chunk_size=args.chunk_size, id_columns=args.id_columns,
+        keep_columns=args.keep_columns, progress=not args.no_progress, events=args.events, as_of=args.as_of,
+        events_columns=dict(args.events_columns) or None, event_type_map=dict(args.event_types) or None,
+        encoding=args.encoding,
+    )
     print(
         f"scored {summary['rows']:,} rows in {summary['chunks']} chunk(s), {summary['seconds']:.1f} s "
         f"({summary['rows_per_s']:,.0f} rows/s) -> {summary['output']}"

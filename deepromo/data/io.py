@@ -8,8 +8,11 @@ named ``numeric`` (float64, converted per batch: a bad value is reported with it
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import glob
+import io as io_module
 import lzma
+import re
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -106,9 +109,54 @@ def _byte_stream(file: Path):
     return pa.input_stream(str(file), compression="detect")
 
 
+TEXT_ENCODING: contextvars.ContextVar[str] = contextvars.ContextVar("text_encoding", default="utf8")
+
+
+@contextlib.contextmanager
+def text_encoding(encoding: str | None):
+    """Read CSV/TSV text in ``encoding`` (e.g. ``latin-1``) inside this block (the sources' and scoring's
+    ``encoding`` option); UTF-8 otherwise."""
+    import codecs
+
+    name = encoding or "utf8"
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise DataValidationError(f"encoding={encoding!r}: not a text encoding Python knows (e.g. utf-8, latin-1, "
+                                  "cp1252)") from None
+    token = TEXT_ENCODING.set(name)
+    try:
+        yield
+    finally:
+        TEXT_ENCODING.reset(token)
+
+
+def undecodable_text(file: Path, error: Exception) -> DataValidationError | None:
+    """For pyarrow's "invalid UTF8" error: one naming the column and the first row that is not valid text in the
+    current encoding, and the option that reads it; None for other errors."""
+    if "invalid UTF8" not in str(error):
+        return None
+    match = re.search(r"column #(\d+)", str(error))  # pyarrow counts the file's columns
+    encoding, row, header = TEXT_ENCODING.get(), None, []
+    with _byte_stream(file) as stream:
+        for number, line in enumerate(io_module.TextIOWrapper(io_module.BufferedReader(stream), encoding="latin-1")):
+            if number == 0:
+                header = line.rstrip("\r\n").split("\t" if file_format(file) == "tsv" else ",")
+            try:
+                line.encode("latin-1").decode(encoding)
+            except UnicodeDecodeError:
+                row = number - 1  # the header is line 0
+                break
+    index = int(match.group(1)) if match else -1
+    column = header[index].strip('"') if 0 <= index < len(header) else "?"
+    where = f"column '{column}'" + (f", row {row}" if row is not None else "")
+    return DataValidationError(f"file '{file}': {where} is not valid {encoding} text; pass the file's encoding "
+                               "(data option encoding=latin-1, or predict.py --encoding latin-1)")
+
+
 @contextlib.contextmanager
 def _csv_reader(file: Path, fmt: str, convert: pa_csv.ConvertOptions | None = None):
-    read = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES)
+    read = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=TEXT_ENCODING.get())
     parse = pa_csv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
     with _byte_stream(file) as stream, pa_csv.open_csv(stream, read_options=read, parse_options=parse,
                                                        convert_options=convert) as reader:
@@ -131,11 +179,16 @@ def file_columns(file, what: str = "") -> list[str]:
         if fmt == "parquet":
             return list(pq.read_schema(file).names)
         with _csv_reader(file, fmt) as reader:
-            return list(reader.schema.names)
+            names = list(reader.schema.names)
     except READ_ERRORS as e:
         if fmt != "parquet" and _is_empty(file):
             raise _error(what, f"file '{file}' is empty: no header row; expected a {fmt.upper()} header") from None
         raise _error(what, f"file '{file}' is not a readable {fmt} file ({e})") from None
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise _error(what, f"file '{file}' has the column header(s) {repeated} more than once; rename them so that "
+                           "each column has one name (only one of each could be read)")
+    return names
 
 
 def row_count(file) -> int | None:
@@ -198,6 +251,9 @@ def _record_batches(file: Path, columns: list[str], typed: set[str], batch_rows:
             with _csv_reader(file, fmt, convert) as reader:
                 yield from _or_empty(reader, reader.schema)
     except READ_ERRORS as e:
+        decoding = undecodable_text(file, e) if fmt != "parquet" else None
+        if decoding is not None:
+            raise decoding from None
         raise _error(what, f"cannot read file '{file}' ({e})") from None
 
 

@@ -61,6 +61,7 @@ def score_file(
     as_of: float | None = None,
     events_columns: Mapping[str, str] | None = None,
     event_type_map: Mapping[str, str] | None = None,
+    encoding: str | None = None,
 ) -> dict:
     """Score every row of a CSV/TSV or Parquet file and write the scores to a Parquet file.
 
@@ -80,10 +81,30 @@ def score_file(
         promo_active; read once, joined to each chunk's customers by ``customer_id``. events_columns,
         event_type_map: rename an events file's columns and event types, as the table source's options of
         these names do. as_of: the prediction time in days (default: just after each customer's newest event).
+    encoding: the text encoding of CSV/TSV inputs and events files (default UTF-8; e.g. ``latin-1``).
 
     An input with a header but no rows gives an output with the right columns and zero rows.
     Returns ``{"rows", "chunks", "seconds", "rows_per_s", "input", "output", "columns"}``.
     """
+    with io.text_encoding(encoding):
+        return _score_file(model_source, input_path, output_path, chunk_size, id_columns, keep_columns, progress,
+                           events, as_of, events_columns, event_type_map)
+
+
+def _score_file(
+    model_source,
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    chunk_size: int = 100_000,
+    id_columns: Sequence[str] | None = None,
+    keep_columns: Sequence[str] = (),
+    progress: bool = True,
+    events: str | os.PathLike | Sequence[str] | pd.DataFrame | None = None,
+    as_of: float | None = None,
+    events_columns: Mapping[str, str] | None = None,
+    event_type_map: Mapping[str, str] | None = None,
+) -> dict:
+    """The body of :func:`score_file` (inside its text encoding)."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise UserInputError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     input_path, output_path = Path(input_path), Path(output_path)
@@ -139,7 +160,8 @@ def score_file(
     chunks = io.iter_batches(input_path, needed, numeric=numeric, typed=typed, rows=chunk_size)
 
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=f".{output_path.name}.", suffix=".tmp")
+    remove_orphan_temporaries(output_path)
+    fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=temporary_prefix(output_path), suffix=".tmp")
     os.close(fd)
     writer: pq.ParquetWriter | None = None
     rows = n_chunks = 0
@@ -161,6 +183,7 @@ def score_file(
             del chunk, frame, table  # freed before the next chunk is read, not after
         writer.close()
         writer = None
+        os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes it 0600; the output gets the user's umask
         os.replace(tmp_name, output_path)
     except BaseException:
         if writer is not None:
@@ -214,6 +237,38 @@ def read_events(source, events_columns: Mapping[str, str] | None = None,
                                    numeric=("ts", "amount"), typed=("customer_id", "promo_active"))
     check_events(events, "events")
     return events
+
+
+def temporary_prefix(output_path: Path, pid: int | None = None) -> str:
+    """Name prefix of the temporary file a scoring run writes before renaming it to ``output_path``."""
+    return f".{output_path.name}.{os.getpid() if pid is None else pid}."
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_orphan_temporaries(output_path: Path) -> list[Path]:
+    """Delete the temporary files of earlier runs for ``output_path`` whose process is gone (a killed run)."""
+    removed = []
+    for path in output_path.parent.glob(f".{output_path.name}.*.tmp"):
+        pid = path.name[len(output_path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not process_alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _score_chunk(model, frame: pd.DataFrame, chunk: pa.Table, pass_columns: list[str], first_row: int, path: Path,

@@ -63,11 +63,15 @@ def list_sources() -> list[str]:
     return sorted(_SOURCES)
 
 
-def load_source(name: str, **options) -> CanonicalData:
-    """Build the canonical tables of source ``name`` with its options (e.g. n_customers, seed)."""
+def load_source(name: str, encoding: str | None = None, **options) -> CanonicalData:
+    """Build the canonical tables of source ``name`` with its options (e.g. n_customers, seed); ``encoding``:
+    the text encoding of the CSV/TSV files it reads (default UTF-8)."""
+    from deepromo.data.io import text_encoding
+
     if name not in _SOURCES:
         raise UnknownSourceError(f"unknown data source '{name}'; valid sources are {list_sources()}")
-    return _SOURCES[name](**options)
+    with text_encoding(encoding):
+        return _SOURCES[name](**options)
 
 
 from deepromo.data.sources import synthetic  # noqa: E402,F401  (registers "synthetic")
