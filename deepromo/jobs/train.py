@@ -241,6 +241,7 @@ def evaluate_trained(cfg: DictConfig, cls, data, dm, logger, run_dir: Path, call
     """Fit, score against the baselines, plot, register and log (the body of :func:`train_and_evaluate`)."""
     task = get_task(cls.task)
     register = registry_enabled(cfg, logger)  # checked before training: a bad setting must not cost a run
+    check_baselines(cfg.model.get("baselines") or {}, task, cls)
     monitor, mode = cls.monitor
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"), monitor=monitor, mode=mode, save_last=True, filename="best"
@@ -321,6 +322,25 @@ def register_model_version(cfg: DictConfig, logger, model: PromoModel, model_pat
     log.info("registered %s version %s%s", cfg.registry.name, version,
              f" as @{cfg.registry.alias}" if cfg.registry.alias else "")
     return {"name": cfg.registry.name, "version": int(version), "alias": cfg.registry.alias, "uri": info.model_uri}
+
+
+def check_baselines(baselines, task, cls) -> None:
+    """Every configured baseline is one of the task's, or a variant with the model's hyper-parameters, and names
+    a post-processing step the task has: checked before the model trains."""
+    for name, options in baselines.items():
+        options = to_primitive(options) or {}
+        if "variant" in options:
+            unknown = sorted(set(options["variant"] or {}) - set(cls.defaults))
+            if unknown:
+                raise ConfigError(f"model.baselines.{name}.variant: model '{cls.name}' has no hyper-parameter(s) "
+                                  f"{unknown}")
+        elif name not in task.baselines:
+            raise ConfigError(f"model.baselines.{name}: task '{task.name}' has no baseline of that name; its "
+                              f"baselines are {sorted(task.baselines)} (or a variant: {{variant: {{hparam: value}}}})")
+        step = options.get("postprocess")
+        if step and step not in task.postprocess:
+            raise ConfigError(f"model.baselines.{name}.postprocess={step!r}: task '{task.name}' has "
+                              f"{sorted(task.postprocess) or 'no post-processing steps'}")
 
 
 def run_baseline(name: str, options, cls, task, dm, params: dict, cfg: DictConfig, run_dir: Path, variants: dict,

@@ -6,6 +6,7 @@ default). MLflow's usage telemetry is off unless the user turned it on: there is
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
@@ -14,8 +15,10 @@ from deepromo.data.errors import UserInputError
 
 
 def disable_telemetry() -> None:
-    """Turn MLflow's usage telemetry off unless ``MLFLOW_DISABLE_TELEMETRY`` is already set."""
+    """Turn MLflow's usage telemetry off unless ``MLFLOW_DISABLE_TELEMETRY`` is already set, and keep its
+    database set-up notes ("Creating initial MLflow database tables...") out of the console."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
 
 
 def tracking_uri(configured: str | None = None) -> str:
