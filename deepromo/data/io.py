@@ -230,8 +230,8 @@ def _to_float(arr: pa.Array, column: str, file: Path, offset: int, what: str) ->
         return pa.array(v.to_numpy(dtype=np.float64), type=pa.float64())
     example = arr.slice(0, 1).to_pylist()
     kind = ("timestamps" if pa.types.is_timestamp(t) or pa.types.is_date(t) else "durations"
-            if pa.types.is_duration(t) else f"values of type {t}")
-    raise _error(what, f"column '{column}' of '{file.name}' must be numeric, but it holds {kind} (e.g. {example}); "
+            if pa.types.is_duration(t) else "values of that type")
+    raise _error(what, f"column '{column}' of '{file.name}' must be numeric, got type {t}: {kind} (e.g. {example}); "
                        "convert it to plain numbers (e.g. days) first")
 
 
