@@ -135,3 +135,38 @@ def test_cli_round_trip_and_user_error(trained, tmp_path):
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "'device'" in lines[0], stderr
     assert "Traceback" not in stderr and not (tmp_path / "bad.parquet").exists()
+
+
+def test_output_has_the_users_umask_and_orphans_of_killed_runs_are_removed(trained, tmp_path):
+    import os
+
+    from deepromo.serving.batch_scoring import temporary_prefix
+
+    src = write(trained["frame"], tmp_path / "customers.parquet")
+    out = tmp_path / "scores.parquet"
+    dead_pid = 2**22 + 12345  # beyond the default pid range: no such process
+    orphan = tmp_path / f"{temporary_prefix(out, dead_pid)}abc.tmp"
+    live = tmp_path / f"{temporary_prefix(out, os.getppid())}def.tmp"  # a running process's file stays
+    orphan.write_bytes(b"left by a killed run")
+    live.write_bytes(b"another run still writing")
+    old = os.umask(0o022)
+    try:
+        score_file(trained["ckpt"], src, out, progress=False)
+    finally:
+        os.umask(old)
+    assert (out.stat().st_mode & 0o777) == 0o644
+    assert not orphan.exists() and live.exists()
+
+
+def test_the_sklearn_baselines_cap_the_one_hot_width():
+    from types import SimpleNamespace
+
+    import torch
+
+    from deepromo.tasks.base import MAX_ONE_HOT, sklearn_features
+
+    n = 5000
+    dm = SimpleNamespace(indices={"train": np.arange(n)},
+                         tensors={"cat": torch.arange(n).reshape(-1, 1) * 17 % 100_003, "num": torch.zeros(n, 2)})
+    features, encoder = sklearn_features(dm, "train")
+    assert features.shape == (n, 2 + MAX_ONE_HOT)  # one column per value would be 5,000 wide

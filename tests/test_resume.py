@@ -106,3 +106,13 @@ def test_a_run_that_fails_marks_its_mlflow_run_failed(make_config, tmp_path, mon
     assert found.info.status == "FAILED"
     assert not client.search_model_versions("name='deepromo-splc-synthetic'")
     mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.slow
+def test_two_processes_opening_a_fresh_tracking_store_both_succeed(tmp_path):
+    code = ("from deepromo.serving.tracking import use_tracking; import mlflow; "
+            f"use_tracking('sqlite:///{tmp_path}/mlflow.db'); mlflow.tracking.MlflowClient().search_experiments()")
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert all(rc == 0 for rc, _ in results), [err[-800:] for _, err in results]

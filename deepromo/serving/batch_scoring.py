@@ -86,126 +86,108 @@ def score_file(
     An input with a header but no rows gives an output with the right columns and zero rows.
     Returns ``{"rows", "chunks", "seconds", "rows_per_s", "input", "output", "columns"}``.
     """
-    with io.text_encoding(encoding):
-        return _score_file(model_source, input_path, output_path, chunk_size, id_columns, keep_columns, progress,
-                           events, as_of, events_columns, event_type_map)
+    with io.text_encoding(encoding):  # the CSV/TSV reads below decode with it
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise UserInputError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+        input_path, output_path = Path(input_path), Path(output_path)
+        input_format(input_path)
+        if not output_path.name.lower().endswith(io.PARQUET_SUFFIXES):
+            raise UserInputError(
+                f"output '{output_path}' must be a Parquet file ({' or '.join(io.PARQUET_SUFFIXES)}); scores are "
+                f"written as Parquet"
+            )
+        if not input_path.is_file():
+            raise MissingInputError(f"no input file at '{input_path}'")
+        if output_path.resolve() == input_path.resolve():
+            raise UserInputError(f"output '{output_path}' is the input file; choose another output path")
 
+        model = _resolve_model(model_source)
+        pre = model.preprocessor
+        model_columns = model.input_columns()
+        output_columns = model.frame_columns()
 
-def _score_file(
-    model_source,
-    input_path: str | os.PathLike,
-    output_path: str | os.PathLike,
-    chunk_size: int = 100_000,
-    id_columns: Sequence[str] | None = None,
-    keep_columns: Sequence[str] = (),
-    progress: bool = True,
-    events: str | os.PathLike | Sequence[str] | pd.DataFrame | None = None,
-    as_of: float | None = None,
-    events_columns: Mapping[str, str] | None = None,
-    event_type_map: Mapping[str, str] | None = None,
-) -> dict:
-    """The body of :func:`score_file` (inside its text encoding)."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise UserInputError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
-    input_path, output_path = Path(input_path), Path(output_path)
-    input_format(input_path)
-    if not output_path.name.lower().endswith(io.PARQUET_SUFFIXES):
-        raise UserInputError(
-            f"output '{output_path}' must be a Parquet file ({' or '.join(io.PARQUET_SUFFIXES)}); scores are "
-            f"written as Parquet"
-        )
-    if not input_path.is_file():
-        raise MissingInputError(f"no input file at '{input_path}'")
-    if output_path.resolve() == input_path.resolve():
-        raise UserInputError(f"output '{output_path}' is the input file; choose another output path")
+        present = set(io.file_columns(input_path))
+        if id_columns is None:
+            id_columns = [DEFAULT_ID_COLUMN] if DEFAULT_ID_COLUMN in present else []
+        pass_columns = _unique([*id_columns, *keep_columns])
+        missing_features = [c for c in model_columns if c not in present]
+        missing_pass = [c for c in pass_columns if c not in present]
+        if missing_features or missing_pass:
+            parts = []
+            if missing_features:
+                parts.append(f"{len(missing_features)} column(s) the model '{model.name}' needs: {missing_features}")
+            if missing_pass:
+                parts.append(f"id/keep column(s) {missing_pass}")
+            raise DataValidationError(f"input '{input_path}' lacks " + "; and ".join(parts))
+        clash = [c for c in pass_columns if c in output_columns]
+        if clash:
+            raise UserInputError(f"id/keep column(s) {clash} would clash with the model's output columns {output_columns}")
 
-    model = _resolve_model(model_source)
-    pre = model.preprocessor
-    model_columns = model.input_columns()
-    output_columns = model.frame_columns()
+        features = list(model_columns)
+        context = {}
+        if pre is not None and pre.events is not None:  # a sequence model: each chunk's customers are joined to their events
+            if events is None:
+                raise UserInputError(f"model '{model.name}' reads each customer's event history: pass the events file "
+                                 "(predict.py --events FILE)")
+            if DEFAULT_ID_COLUMN not in present:
+                raise DataValidationError(f"input '{input_path}' lacks '{DEFAULT_ID_COLUMN}', needed to join the events")
+            features = _unique([*features, DEFAULT_ID_COLUMN])
+            context = {"events": read_events(events, events_columns, event_type_map), "as_of": as_of}
+        needed = _unique([*features, *pass_columns])
+        # CSV: categorical features as text ("01" stays "01"), numeric ones as float64 whatever the first rows look
+        # like; ids and kept columns keep the type pyarrow infers (a kept numeric feature too)
+        categorical = list(pre.categorical) if pre is not None else []
+        numeric = [c for c in pre.numeric if c not in pass_columns] if pre is not None else []
+        typed = [c for c in needed if c not in categorical and c not in numeric]
+        chunks = io.iter_batches(input_path, needed, numeric=numeric, typed=typed, rows=chunk_size)
 
-    present = set(io.file_columns(input_path))
-    if id_columns is None:
-        id_columns = [DEFAULT_ID_COLUMN] if DEFAULT_ID_COLUMN in present else []
-    pass_columns = _unique([*id_columns, *keep_columns])
-    missing_features = [c for c in model_columns if c not in present]
-    missing_pass = [c for c in pass_columns if c not in present]
-    if missing_features or missing_pass:
-        parts = []
-        if missing_features:
-            parts.append(f"{len(missing_features)} column(s) the model '{model.name}' needs: {missing_features}")
-        if missing_pass:
-            parts.append(f"id/keep column(s) {missing_pass}")
-        raise DataValidationError(f"input '{input_path}' lacks " + "; and ".join(parts))
-    clash = [c for c in pass_columns if c in output_columns]
-    if clash:
-        raise UserInputError(f"id/keep column(s) {clash} would clash with the model's output columns {output_columns}")
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphan_temporaries(output_path)
+        fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=temporary_prefix(output_path), suffix=".tmp")
+        os.close(fd)
+        writer: pq.ParquetWriter | None = None
+        rows = n_chunks = 0
+        start_time = time.perf_counter()
+        from tqdm.auto import tqdm
 
-    features = list(model_columns)
-    context = {}
-    if pre is not None and pre.events is not None:  # a sequence model: each chunk's customers are joined to their events
-        if events is None:
-            raise UserInputError(f"model '{model.name}' reads each customer's event history: pass the events file "
-                             "(predict.py --events FILE)")
-        if DEFAULT_ID_COLUMN not in present:
-            raise DataValidationError(f"input '{input_path}' lacks '{DEFAULT_ID_COLUMN}', needed to join the events")
-        features = _unique([*features, DEFAULT_ID_COLUMN])
-        context = {"events": read_events(events, events_columns, event_type_map), "as_of": as_of}
-    needed = _unique([*features, *pass_columns])
-    # CSV: categorical features as text ("01" stays "01"), numeric ones as float64 whatever the first rows look
-    # like; ids and kept columns keep the type pyarrow infers (a kept numeric feature too)
-    categorical = list(pre.categorical) if pre is not None else []
-    numeric = [c for c in pre.numeric if c not in pass_columns] if pre is not None else []
-    typed = [c for c in needed if c not in categorical and c not in numeric]
-    chunks = io.iter_batches(input_path, needed, numeric=numeric, typed=typed, rows=chunk_size)
-
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    remove_orphan_temporaries(output_path)
-    fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=temporary_prefix(output_path), suffix=".tmp")
-    os.close(fd)
-    writer: pq.ParquetWriter | None = None
-    rows = n_chunks = 0
-    start_time = time.perf_counter()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=io.row_count(input_path), unit="rows", unit_scale=True, desc="scoring", disable=not progress,
-               leave=True)
-    try:
-        for chunk in chunks:  # an input without rows gives one empty chunk: a typed, empty output
-            frame = chunk.select(features).to_pandas()
-            table = _score_chunk(model, frame, chunk, pass_columns, rows, input_path, context)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp_name, table.schema)
-            writer.write_table(table)
-            rows += len(frame)
-            n_chunks += 1 if len(frame) else 0
-            bar.update(len(frame))
-            del chunk, frame, table  # freed before the next chunk is read, not after
-        writer.close()
-        writer = None
-        os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes it 0600; the output gets the user's umask
-        os.replace(tmp_name, output_path)
-    except BaseException:
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception:  # pragma: no cover - already failing
-                pass
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    finally:
-        bar.close()
-    seconds = time.perf_counter() - start_time
-    return {
-        "rows": rows,
-        "chunks": n_chunks,
-        "seconds": seconds,
-        "rows_per_s": rows / seconds if seconds > 0 else float("nan"),
-        "input": str(input_path),
-        "output": str(output_path),
-        "columns": [*pass_columns, *output_columns],
-    }
+        bar = tqdm(total=io.row_count(input_path), unit="rows", unit_scale=True, desc="scoring", disable=not progress,
+                   leave=True)
+        try:
+            for chunk in chunks:  # an input without rows gives one empty chunk: a typed, empty output
+                frame = chunk.select(features).to_pandas()
+                table = _score_chunk(model, frame, chunk, pass_columns, rows, input_path, context)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp_name, table.schema)
+                writer.write_table(table)
+                rows += len(frame)
+                n_chunks += 1 if len(frame) else 0
+                bar.update(len(frame))
+                del chunk, frame, table  # freed before the next chunk is read, not after
+            writer.close()
+            writer = None
+            os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes it 0600; the output gets the user's umask
+            os.replace(tmp_name, output_path)
+        except BaseException:
+            if writer is not None:
+                try:
+                    writer.close()
+                except Exception:  # pragma: no cover - already failing
+                    pass
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+            raise
+        finally:
+            bar.close()
+        seconds = time.perf_counter() - start_time
+        return {
+            "rows": rows,
+            "chunks": n_chunks,
+            "seconds": seconds,
+            "rows_per_s": rows / seconds if seconds > 0 else float("nan"),
+            "input": str(input_path),
+            "output": str(output_path),
+            "columns": [*pass_columns, *output_columns],
+        }
 
 
 def _resolve_model(model_source):

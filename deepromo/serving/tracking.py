@@ -6,6 +6,7 @@ default). MLflow's usage telemetry is off unless the user turned it on: there is
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -31,22 +32,45 @@ class TrackingStoreError(UserInputError):
 
 
 def open_store(uri: str, attempts: int = 6) -> None:
-    """Open (and on first use create) a database tracking store. Two processes starting on a fresh database
-    race to create its schema and one fails ("table already exists"); a short randomised retry lets the
-    other finish. Written here: MLflow does not retry its schema migration."""
+    """Open (and on first use create) a database tracking store. Processes starting together on a fresh database
+    race to create its schema, and a lost race can leave a half-migrated SQLite file behind; so for SQLite the
+    first opening holds a file lock beside the database, and other databases get a short randomised retry.
+    Written here: MLflow serialises neither."""
     if not uri.startswith(("sqlite:", "postgresql", "mysql", "mssql")):
         return
     from mlflow.tracking import MlflowClient
 
+    database = uri.split(":///", 1)[1] if uri.startswith("sqlite:///") else None
     for attempt in range(attempts):
         try:
-            MlflowClient(uri).search_experiments(max_results=1)
+            with schema_lock(database):
+                MlflowClient(uri).search_experiments(max_results=1)
             return
         except Exception as exc:  # sqlalchemy/alembic errors of the race, or a store that really cannot open
             if attempt == attempts - 1:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise TrackingStoreError(f"MLflow tracking store '{uri}' could not be opened: {first}") from None
             time.sleep(random.uniform(0.2, 1.0) * (attempt + 1))
+
+
+@contextlib.contextmanager
+def schema_lock(database: str | None):
+    """An exclusive lock on ``<database>.lock`` (POSIX) while a SQLite store is opened; nothing otherwise."""
+    if database is None or database == ":memory:":
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: the retry alone has to do
+        yield
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+    with open(f"{database}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def use_tracking(configured: str | None = None) -> str:
