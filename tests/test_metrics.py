@@ -149,3 +149,36 @@ def test_uplift_bad_input():
         auuc(U_Y, U_T, U_S[:5])
     with pytest.raises(ValueError, match="k"):
         uplift_at_k(U_Y, U_T, U_S, k=0)
+
+
+def test_bootstrap_ci_matches_the_hand_enumerated_distribution():
+    """Two treated (one responder) and two control (none): a resample within groups gives a treated rate of
+    0, 1/2 or 1 with probabilities 1/4, 1/2, 1/4 and a control rate of 0, so uplift over everyone has mean 1/2,
+    2.5 % quantile 0 and 97.5 % quantile 1."""
+    from deepromo.metrics.uplift import bootstrap_ci, uplift_at_k
+
+    y, t, s = [1, 0, 0, 0], [1, 1, 0, 0], [0.9, 0.8, 0.7, 0.6]
+    everyone = lambda yy, tt, ss: uplift_at_k(yy, tt, ss, k=1.0)  # noqa: E731
+    ci = bootstrap_ci(everyone, y, t, s, n_boot=4000, seed=1)
+    assert ci["value"] == 0.5 and (ci["low"], ci["high"]) == (0.0, 1.0) and ci["n_boot"] == 4000
+    narrow = bootstrap_ci(everyone, y, t, s, n_boot=4000, seed=1, alpha=0.6)  # the 30 % and 70 % quantiles
+    assert (narrow["low"], narrow["high"]) == (0.5, 0.5)
+
+
+def test_bootstrap_ci_of_a_paired_difference_and_its_coverage():
+    from deepromo.metrics.uplift import bootstrap_ci, qini_coefficient
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    x = rng.normal(size=n)
+    t = rng.integers(0, 2, n)
+    y = (rng.random(n) < 0.1 + 0.1 * t * (x > 0)).astype(int)  # the treatment works where x > 0
+    same = bootstrap_ci(qini_coefficient, y, t, x, n_boot=200, reference=x)
+    assert same["value"] == same["low"] == same["high"] == 0.0
+    good = bootstrap_ci(qini_coefficient, y, t, x, n_boot=300, seed=3)
+    assert good["low"] < good["value"] < good["high"] and good["low"] > 0  # a real effect: the CI excludes 0
+    versus_noise = bootstrap_ci(qini_coefficient, y, t, x, n_boot=300, seed=3, reference=rng.normal(size=n))
+    assert versus_noise["low"] > 0  # the informative score beats a random one, CI excluding 0
+    assert bootstrap_ci(qini_coefficient, y, t, x, n_boot=300, seed=3) == good  # seeded: reproducible
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_ci(qini_coefficient, y, t, x, n_boot=0)

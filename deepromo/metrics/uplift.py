@@ -20,7 +20,7 @@ import numpy as np
 from deepromo.data.errors import UserInputError
 from deepromo.metrics.classification import _binary, _same_len, _scores
 
-__all__ = ["qini_curve", "uplift_curve", "qini_coefficient", "auuc", "uplift_at_k"]
+__all__ = ["qini_curve", "uplift_curve", "qini_coefficient", "auuc", "uplift_at_k", "bootstrap_ci"]
 
 
 def _inputs(y, treatment, score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -123,3 +123,34 @@ def uplift_at_k(y, treatment, score, k: float = 0.1) -> float:
     if t_top.min() == t_top.max():
         return math.nan
     return float(yt[t_top == 1].mean() - yt[t_top == 0].mean())
+
+
+def bootstrap_ci(metric, y, treatment, score, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0,
+                 reference=None) -> dict[str, float]:
+    """Percentile bootstrap confidence interval of an uplift ``metric(y, treatment, score)`` (qini_coefficient,
+    auuc, uplift_at_k, ...), resampling rows within the treated and the control group (so every replicate has
+    both). With ``reference`` (a second score for the same rows), the interval is of the paired difference
+    metric(score) − metric(reference) on the same resamples.
+
+    Returns ``{"value", "low", "high", "n_boot"}`` (replicates where the metric is NaN are left out; ``n_boot``
+    counts the ones used). Written here: scipy.stats.bootstrap cannot resample within strata.
+    """
+    yy, tt, ss = _inputs(y, treatment, score)
+    rr = None if reference is None else _scores(reference, "reference")
+    if rr is not None:
+        _same_len(score=ss, reference=rr)
+    if int(n_boot) < 1 or not 0.0 < float(alpha) < 1.0:
+        raise UserInputError(f"n_boot must be >= 1 and alpha in (0, 1), got {n_boot!r} and {alpha!r}")
+
+    def value(rows):
+        v = metric(yy[rows], tt[rows], ss[rows])
+        return v if rr is None else v - metric(yy[rows], tt[rows], rr[rows])
+
+    everyone = np.arange(len(yy))
+    groups = [np.flatnonzero(tt == 1), np.flatnonzero(tt == 0)]
+    rng = np.random.default_rng(seed)
+    replicates = np.array([value(np.concatenate([rng.choice(g, len(g), replace=True) for g in groups]))
+                           for _ in range(int(n_boot))], dtype=np.float64)
+    replicates = replicates[np.isfinite(replicates)]
+    low, high = (np.quantile(replicates, [alpha / 2, 1 - alpha / 2]) if len(replicates) else (math.nan, math.nan))
+    return {"value": float(value(everyone)), "low": float(low), "high": float(high), "n_boot": int(len(replicates))}

@@ -29,7 +29,8 @@ def split_treatment(dm, split: str) -> np.ndarray:
 def response_metrics(curve: np.ndarray, p_obs: np.ndarray, y: np.ndarray, treatment: np.ndarray, levels,
                      truth: np.ndarray | None) -> dict[str, float]:
     """Fit (log-loss, AUC at the logged incentive), shape (monotonicity violations, roughness) and, with truth,
-    curve and uplift RMSE; plus the Qini coefficient of the predicted uplift for each non-zero level."""
+    curve and uplift RMSE; the overall uplift metrics (any incentive vs none: Qini with its bootstrap CI, AUUC,
+    uplift@30 %); and the Qini coefficient of the predicted uplift for each non-zero level."""
     from deepromo.metrics.classification import binary_report
     from deepromo.metrics.uplift import qini_coefficient
 
@@ -44,12 +45,31 @@ def response_metrics(curve: np.ndarray, p_obs: np.ndarray, y: np.ndarray, treatm
         out["curve_rmse"] = float(np.sqrt(np.mean((curve - truth) ** 2)))
         uplift, true_uplift = curve[:, 1:] - curve[:, :1], truth[:, 1:] - truth[:, :1]
         out["uplift_rmse"] = float(np.sqrt(np.mean((uplift - true_uplift) ** 2)))
+    out.update(overall_uplift_metrics(curve, y, treatment, levels))
     for j, level in enumerate(levels[1:], start=1):
         rows = np.isin(treatment, (levels[0], level))
         treated = (treatment[rows] == level).astype(np.int64)
         if 0 < treated.sum() < len(treated) and y[rows].sum() > 0:
             out[f"qini_{level:g}"] = qini_coefficient(y[rows], treated, curve[rows, j] - curve[rows, 0])
     return out
+
+
+BOOTSTRAP_REPLICATES = 200  # resamples behind the Qini confidence interval of every method
+
+
+def overall_uplift_metrics(curve: np.ndarray, y: np.ndarray, treatment: np.ndarray, levels) -> dict[str, float]:
+    """Any incentive vs none, ranked by the predicted uplift at the top level: the Qini coefficient with a
+    stratified bootstrap 95 % CI, AUUC and uplift among the top 30 % (only the ones that are defined)."""
+    from deepromo.metrics.uplift import auuc, bootstrap_ci, qini_coefficient, uplift_at_k
+
+    treated = (treatment > levels[0]).astype(np.int64)
+    if treated.min() == treated.max() or y.sum() == 0:
+        return {}
+    score = curve[:, -1] - curve[:, 0]
+    qini = bootstrap_ci(qini_coefficient, y, treated, score, n_boot=BOOTSTRAP_REPLICATES)
+    out = {"qini": qini["value"], "qini_low": qini["low"], "qini_high": qini["high"],
+           "auuc": auuc(y, treated, score), "uplift_at_30": uplift_at_k(y, treated, score, k=0.3)}
+    return {k: float(v) for k, v in out.items() if np.isfinite(v)}
 
 
 class ResponseTask(Task):
