@@ -44,8 +44,12 @@ def quiet_lightning() -> None:
 def build_trainer(cfg: DictConfig, run_dir: Path, logger=False, callbacks=(), checkpointing: bool = False) -> pl.Trainer:
     t = cfg.trainer
     cap = cfg.model.get("max_epochs")  # an expensive model may cap the epochs (e.g. txl on CPU)
+    max_epochs = min(int(t.max_epochs), int(cap)) if cap and int(t.max_epochs) != -1 else int(t.max_epochs)
+    if max_epochs != int(t.max_epochs):
+        log.warning("model.max_epochs=%s caps trainer.max_epochs=%s for model '%s' (set model.max_epochs=null to "
+                    "train longer)", cap, t.max_epochs, cfg.model.name)
     return pl.Trainer(
-        max_epochs=min(int(t.max_epochs), int(cap)) if cap else int(t.max_epochs),
+        max_epochs=max_epochs,
         accelerator=str(t.accelerator),
         devices=t.devices,
         precision=t.precision,
