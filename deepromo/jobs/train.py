@@ -123,6 +123,18 @@ def resume_point(cfg: DictConfig) -> tuple[Path | None, Path]:
     return path, run_dir
 
 
+def restore_best_weights(model: PromoModel, checkpoint: pl.callbacks.ModelCheckpoint) -> None:
+    """Load the weights of the best validation epoch (by the model's monitor metric) into ``model``: what is
+    evaluated, saved and registered is the best epoch, not the last one."""
+    best = checkpoint.best_model_path
+    if best and Path(best).exists():
+        state = torch.load(best, map_location=model.device, weights_only=True)["state_dict"]
+        model.load_state_dict(state)
+        model.on_fit_end()  # state derived from the weights (gat's serving vectors) follows the restored ones
+        log.info("evaluating the best validation epoch (%s = %.4f)", checkpoint.monitor,
+                 float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan"))
+
+
 def tracker_run_id(cfg: DictConfig, run_dir: Path) -> str | None:
     """The MLflow run to log into: ``logger.run_id``, else the one a resumed run folder recorded."""
     if cfg.logger.get("run_id") or cfg.get("resume") is None:
@@ -253,6 +265,8 @@ def evaluate_trained(cfg: DictConfig, cls, data, dm, logger, run_dir: Path, call
     callbacks = [checkpoint, RandomStates(), *extra_callbacks(cfg, monitor, mode), *callbacks]
     params = to_primitive(cfg.model.params)
     model, trainer = fit_model(cls, dm, params, cfg, run_dir, logger, callbacks, resume_from)
+    if cfg.callbacks.get("evaluate_best", True):
+        restore_best_weights(model, checkpoint)
     val_eval = task.evaluate({cfg.model.name: task.model_outputs(model, dm, task.splits_to_score("val"))}, dm, "val")
     trainer.test(model, datamodule=dm, verbose=False)
     model_path = run_dir / "model.ckpt"
