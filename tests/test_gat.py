@@ -261,7 +261,7 @@ def test_gat_job_writes_explanation_and_ranks(tmp_path_factory):
 def test_registered_gat_scores_pairs_and_files(tmp_path_factory, tmp_path, monkeypatch):
     import mlflow
 
-    from deepromo.serving import mlflow_model as registry_mlflow
+    from deepromo.serving import mlflow_model
     from deepromo.serving.batch_scoring import score_file
 
     _, out = tiny_job("gat", tmp_path_factory)
@@ -271,7 +271,7 @@ def test_registered_gat_scores_pairs_and_files(tmp_path_factory, tmp_path, monke
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     try:
-        info = registry_mlflow.log_model(model, out / "model.ckpt", pairs)
+        info = mlflow_model.log_model(model, out / "model.ckpt", pairs)
         scored = mlflow.pyfunc.load_model(info.model_uri).predict(pairs)
         np.testing.assert_allclose(scored["score"], expected, rtol=1e-6)
     finally:

@@ -257,7 +257,7 @@ def test_predict_cli_reads_events(tmp_path_factory, tiny_world, tmp_path):
 def test_pyfunc_scores_json_histories(tmp_path_factory, tiny_world, tmp_path, monkeypatch):
     import mlflow
 
-    from deepromo.serving import mlflow_model as registry_mlflow
+    from deepromo.serving import mlflow_model
     from deepromo.data.views import build_view
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
@@ -266,9 +266,9 @@ def test_pyfunc_scores_json_histories(tmp_path_factory, tiny_world, tmp_path, mo
         _, out = tiny_job("txl", tmp_path_factory)
         model = deepromo.load_model(out / "model.ckpt")
         view = build_view("purchase", tiny_world).subset(np.arange(20))
-        example = registry_mlflow.input_example(model, view)
+        example = mlflow_model.input_example(model, view)
         assert {"event_history", "as_of", "customer_id"} <= set(example.columns)
-        info = registry_mlflow.log_model(model, out / "model.ckpt", example)
+        info = mlflow_model.log_model(model, out / "model.ckpt", example)
         scored = mlflow.pyfunc.load_model(info.model_uri).predict(example)
         expected = model.predict_frame(view.frame.head(5), **view.scoring_context())
         np.testing.assert_allclose(scored["p"], expected["p"], rtol=1e-5)

@@ -327,16 +327,16 @@ def registry_enabled(cfg: DictConfig, logger) -> bool:
 
 def register_model_version(cfg: DictConfig, logger, model: PromoModel, model_path: Path, dm) -> dict:
     """Log the pyfunc model into the run, register a new version, point ``registry.alias`` at it."""
-    from deepromo.serving import mlflow_model as registry_mlflow
+    from deepromo.serving import mlflow_model
 
-    example = registry_mlflow.input_example(model, dm.view.subset(dm.indices["test"]))
-    info = registry_mlflow.log_model(
+    example = mlflow_model.input_example(model, dm.view.subset(dm.indices["test"]))
+    info = mlflow_model.log_model(
         model, model_path, example, run_id=logger.run_id,
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True), registered_name=cfg.registry.name,
     )
     version = info.registered_model_version
     if cfg.registry.alias:
-        registry_mlflow.set_alias(cfg.registry.name, cfg.registry.alias, version)
+        mlflow_model.set_alias(cfg.registry.name, cfg.registry.alias, version)
     log.info("registered %s version %s%s", cfg.registry.name, version,
              f" as @{cfg.registry.alias}" if cfg.registry.alias else "")
     return {"name": cfg.registry.name, "version": int(version), "alias": cfg.registry.alias, "uri": info.model_uri}
