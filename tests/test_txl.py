@@ -207,7 +207,7 @@ def test_group_events_respects_per_row_as_of():
 
 
 # --- through train.py's job, predict.py and the MLflow pyfunc (tiny sizes) ---
-TXL_METHODS = {"txl", "gru", "bilstm", "txl_no_memory", "gbm_aggregates"}
+TXL_METHODS = {"txl", "gru", "bilstm", "txl_no_memory", "gbm_aggregates", "logistic_aggregates"}
 TXL_METRICS = {"auc", "pr_auc", "f1", "precision_at_5", "precision_at_10", "ece", "threshold"}
 
 

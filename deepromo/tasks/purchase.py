@@ -54,3 +54,13 @@ def gbm_aggregates_baseline(dm, splits, seed: int = 0):
                                            validation_fraction=0.15, random_state=seed)
     model.fit(x_train, split_labels(dm, "train"))
     return {s: {"p": model.predict_proba(sklearn_features(dm, s, encoder)[0])[:, 1]} for s in splits}
+
+
+@TASK.baseline("logistic_aggregates")
+def logistic_aggregates_baseline(dm, splits, seed: int = 0):
+    """Logistic regression on the same static attributes, RFM and window aggregates (standardised, one-hot)."""
+    from sklearn.linear_model import LogisticRegression
+
+    x_train, encoder = sklearn_features(dm, "train")
+    model = LogisticRegression(max_iter=2000, random_state=seed).fit(x_train, split_labels(dm, "train"))
+    return {s: {"p": model.predict_proba(sklearn_features(dm, s, encoder)[0])[:, 1]} for s in splits}
