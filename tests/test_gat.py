@@ -74,18 +74,18 @@ def test_planted_world_splits_by_time(planted):
     assert all(len(dm.indices[s]) > 40 for s in ("train", "val", "test"))
 
 
-def test_gat_learns_the_planted_groups_and_beats_popularity_and_mf(planted):
+def test_gat_learns_the_planted_groups_and_beats_popularity_mf_and_lightgcn(planted):
     _, dm, model, trainer = planted
     history = trainer.callback_metrics
     assert float(history["train/pairwise_accuracy"]) > 0.8
     task = get_task("ranking")
     preds = {"gat": task.model_outputs(model, dm, ["test"])}
-    for name in ("popularity", "bpr_mf"):
+    for name in ("popularity", "bpr_mf", "lightgcn"):
         preds[name] = task.run_baseline(name, dm, ["test"], seed=0)
     table = task.evaluate(preds, dm, "test").table
     # knowing the group puts its 10 offers in the top 10: hit rate near 1, against 10/40 without it
     assert table["gat"]["hit_rate_at_10"] > 0.85, table
-    for baseline in ("popularity", "bpr_mf"):
+    for baseline in ("popularity", "bpr_mf", "lightgcn"):  # none of them sees the purchases that reveal the group
         assert table["gat"]["ndcg_at_10"] > table[baseline]["ndcg_at_10"] + 0.15, table
         assert table[baseline]["hit_rate_at_10"] < 0.5, table
 
@@ -238,7 +238,7 @@ def test_bad_hyper_parameters_and_views_are_named(planted, tiny_world):
 
 
 # --- through train.py's job, the MLflow registry and file scoring (tiny sizes) ---
-GAT_METHODS = {"gat", "random", "popularity", "exposed_popularity", "bpr_mf", "graphsage"}
+GAT_METHODS = {"gat", "random", "popularity", "exposed_popularity", "bpr_mf", "lightgcn", "graphsage"}
 
 
 def test_gat_job_writes_explanation_and_ranks(tmp_path_factory):
