@@ -37,6 +37,20 @@ def positive_int(cfg: DictConfig, key: str, allow: tuple = ()) -> int:
     return value
 
 
+def valid_devices(devices) -> bool:
+    """What Lightning's ``devices`` takes: a count >= 1, -1 (all), "auto", device indices as a list or "0,1"."""
+    if isinstance(devices, bool):
+        return False
+    if isinstance(devices, int):
+        return devices >= 1 or devices == -1
+    if isinstance(devices, str):
+        parts = [p.strip() for p in devices.split(",") if p.strip()]
+        return devices == "auto" or (bool(parts) and all(p.isdigit() for p in parts)) or devices.strip() == "-1"
+    if isinstance(devices, list):
+        return bool(devices) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in devices)
+    return False
+
+
 def check_train_config(cfg: DictConfig) -> None:
     """Refuse, before any data is read, the train.py settings that cannot work, naming the key."""
     if isinstance(cfg.get("seed"), bool) or not isinstance(cfg.get("seed"), int) or cfg.seed < 0:
@@ -45,9 +59,10 @@ def check_train_config(cfg: DictConfig) -> None:
     if max_epochs == -1 and not cfg.callbacks.early_stopping.enabled:
         raise ConfigError("trainer.max_epochs=-1 trains forever unless callbacks.early_stopping.enabled=true")
     positive_int(cfg, "data.batch_size")
-    devices = cfg.trainer.devices
-    if devices != "auto" and (isinstance(devices, bool) or not isinstance(devices, int) or devices < 1):
-        raise ConfigError(f"trainer.devices={devices!r}: expected a positive number of devices or 'auto'")
+    devices = OmegaConf.to_container(cfg.trainer, resolve=True)["devices"]
+    if not valid_devices(devices):
+        raise ConfigError(f"trainer.devices={devices!r}: expected a positive number of devices, -1 (all), a list of "
+                          "device indices, or 'auto'")
     accelerator = str(cfg.trainer.accelerator)
     if accelerator not in ("cpu", "gpu", "cuda", "mps", "auto"):
         raise ConfigError(f"trainer.accelerator={accelerator!r}: expected cpu, gpu, cuda, mps or auto")
