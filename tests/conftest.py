@@ -92,6 +92,19 @@ def by_customer(df: pd.DataFrame, col: str) -> dict:
 
 
 @pytest.fixture
+def mlflow_store(tmp_path, monkeypatch):
+    """A fresh SQLite MLflow store in ``tmp_path`` for this test (environment and MLflow's global URI), reset
+    afterwards: its URI."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
 def make_config(tmp_path):
     def _make(*overrides: str):
         return compose_config(list(overrides), tmp_path / "run")

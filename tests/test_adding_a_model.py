@@ -23,17 +23,11 @@ def test_page_shows_the_model_files_byte_for_byte():
         assert (ROOT / path).read_text() == code, f"docs/adding-a-model.md is out of date with {path}"
 
 
-def test_page_usage_block_trains_registers_loads_and_tunes(tmp_path, monkeypatch):
+def test_page_usage_block_trains_registers_loads_and_tunes(tmp_path, monkeypatch, mlflow_store):
     (_, code), = blocks("run")
     monkeypatch.chdir(tmp_path)  # outputs/, mlflow.db and optuna.db of the block land here
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     namespace: dict = {}
-    try:
-        exec(compile(code, "docs/adding-a-model.md", "exec"), namespace)
-    finally:
-        import mlflow
-
-        mlflow.set_tracking_uri(None)
+    exec(compile(code, "docs/adding-a-model.md", "exec"), namespace)
     assert namespace["results"]["registered"]["alias"] == "champion"
     assert type(namespace["model"]).__name__ == "TargetingMLP"
     assert len(namespace["study"].trials) == 2 and os.path.exists(tmp_path / "optuna.db")

@@ -162,17 +162,13 @@ def test_scoring_with_a_damaged_checkpoint(scoring, tmp_path, capsys, kind):
 
 @pytest.mark.parametrize("model", ["missing.ckpt", "models:/no-such-model@champion", "models:/no-such-model/3",
                                    "runs:/0123456789abcdef/model"])
-def test_scoring_with_a_model_that_is_not_there(scoring, tmp_path, capsys, monkeypatch, model):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+def test_scoring_with_a_model_that_is_not_there(scoring, tmp_path, capsys, mlflow_store, model):
     source = tmp_path / "rows.parquet"
     scoring["frame"].to_parquet(source, index=False)
     target = str(tmp_path / model) if model.endswith(".ckpt") else model
     err = refused(capsys, predict_main, ["--model", target, "--input", str(source), "--output",
                                          str(tmp_path / "scores.parquet")])
     assert target in err and not (tmp_path / "scores.parquet").exists()
-    import mlflow
-
-    mlflow.set_tracking_uri(None)
 
 
 PREDICT_FRAME = [

@@ -26,6 +26,15 @@ def write(path, data: bytes):
     return path
 
 
+def rewritten(path, target, **changes):
+    """A copy of checkpoint ``path`` at ``target`` with its metadata entries changed and its hash dropped (so the
+    load gets past the integrity check to the problem under test)."""
+    ckpt = torch.load(path, weights_only=True)
+    ckpt[CHECKPOINT_KEY] = {k: v for k, v in {**ckpt[CHECKPOINT_KEY], **changes}.items() if k != HASH_KEY}
+    torch.save(ckpt, target)
+    return target
+
+
 def one_line(exc) -> str:
     message = str(exc.value)
     assert "\n" not in message and "weights_only=False" not in message and "Errno" not in message, message
@@ -98,31 +107,19 @@ def test_pickled_objects_are_refused_without_running_them(tmp_path):
 
 def test_weights_of_another_shape_or_model_are_refused(saved, tmp_path, tiny_world):
     model, path = saved
-    ckpt = torch.load(path, weights_only=True)
-    meta = ckpt[CHECKPOINT_KEY]
-    meta["hparams"] = {**meta["hparams"], "hidden": 16}  # the spec says 16 hidden units, the weights have 8
-    meta.pop(HASH_KEY)
-    torch.save(ckpt, tmp_path / "shape.ckpt")
+    hparams = {**torch.load(path, weights_only=True)[CHECKPOINT_KEY]["hparams"], "hidden": 16}  # the weights have 8
     with pytest.raises(CheckpointError, match="do not fit model 'splc'") as exc:
-        deepromo.load_model(tmp_path / "shape.ckpt")
+        deepromo.load_model(rewritten(path, tmp_path / "shape.ckpt", hparams=hparams))
     one_line(exc)
-    ckpt = torch.load(path, weights_only=True)
-    ckpt[CHECKPOINT_KEY] = {**ckpt[CHECKPOINT_KEY], "model": "dipn"}
-    ckpt[CHECKPOINT_KEY].pop(HASH_KEY)
-    torch.save(ckpt, tmp_path / "other.ckpt")
     with pytest.raises(CheckpointError, match="cannot be rebuilt|do not fit") as exc:
-        deepromo.load_model(tmp_path / "other.ckpt")
+        deepromo.load_model(rewritten(path, tmp_path / "other.ckpt", model="dipn"))
     one_line(exc)
 
 
 def test_a_bad_preprocessor_json_is_named(saved, tmp_path):
     _, path = saved
-    ckpt = torch.load(path, weights_only=True)
-    ckpt[CHECKPOINT_KEY] = {**ckpt[CHECKPOINT_KEY], "preprocessor": "{not json"}
-    ckpt[CHECKPOINT_KEY].pop(HASH_KEY)
-    torch.save(ckpt, tmp_path / "prep.ckpt")
     with pytest.raises(CheckpointError, match="preprocessor is unreadable") as exc:
-        deepromo.load_model(tmp_path / "prep.ckpt")
+        deepromo.load_model(rewritten(path, tmp_path / "prep.ckpt", preprocessor="{not json"))
     one_line(exc)
 
 
@@ -143,25 +140,22 @@ def test_lightning_checkpoints_carry_the_hash_too(saved, tmp_path, tiny_world):
     deepromo.load_model(tmp_path / "trainer.ckpt")
 
 
-def test_an_mlflow_model_whose_code_file_changed_is_refused(saved, tiny_world, tmp_path, monkeypatch):
+def test_an_mlflow_model_whose_code_file_changed_is_refused(saved, tiny_world, mlflow_store):
+    from pathlib import Path
+
     import mlflow
 
     from deepromo.data.views import build_view
     from deepromo.serving import mlflow_model
 
     model, path = saved
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    try:
-        example = mlflow_model.input_example(model, build_view("customer", tiny_world))
-        info = mlflow_model.log_model(model, path, example)
-        scored = mlflow_model.load_pyfunc(info.model_uri).predict(example)
-        assert len(scored) == len(example)
-        local = mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri)
-        code = next(p for p in __import__("pathlib").Path(local).rglob("pyfunc_entry.py"))
-        code.write_text(code.read_text() + "\nprint('someone else')\n")
-        with pytest.raises(CheckpointError, match="code file pyfunc_entry.py is missing or changed"):
-            mlflow_model.verify_pyfunc_code(local)
-        assert json.loads(json.dumps(info.metadata))["deepromo_code_sha256"]
-    finally:
-        mlflow.set_tracking_uri(None)
+    example = mlflow_model.input_example(model, build_view("customer", tiny_world))
+    info = mlflow_model.log_model(model, path, example)
+    scored = mlflow_model.load_pyfunc(info.model_uri).predict(example)
+    assert len(scored) == len(example)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri)
+    code = next(Path(local).rglob("pyfunc_entry.py"))
+    code.write_text(code.read_text() + "\nprint('someone else')\n")
+    with pytest.raises(CheckpointError, match="code file pyfunc_entry.py is missing or changed"):
+        mlflow_model.verify_pyfunc_code(local)
+    assert json.loads(json.dumps(info.metadata))["deepromo_code_sha256"]

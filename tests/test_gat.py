@@ -258,7 +258,7 @@ def test_gat_job_writes_explanation_and_ranks(tmp_path_factory):
     assert ids.shape == (3, 5) and (np.diff(scores, axis=1) <= 0).all()
 
 
-def test_registered_gat_scores_pairs_and_files(tmp_path_factory, tmp_path, monkeypatch):
+def test_registered_gat_scores_pairs_and_files(tmp_path_factory, tmp_path, mlflow_store):
     import mlflow
 
     from deepromo.serving import mlflow_model
@@ -268,14 +268,9 @@ def test_registered_gat_scores_pairs_and_files(tmp_path_factory, tmp_path, monke
     model = deepromo.load_model(out / "model.ckpt")
     pairs = pd.DataFrame({"customer_id": model.customer_ids[:4].numpy(), "offer_id": model.offer_ids[:4].numpy()})
     expected = model.predict_frame(pairs)["score"].to_numpy()
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    try:
-        info = mlflow_model.log_model(model, out / "model.ckpt", pairs)
-        scored = mlflow.pyfunc.load_model(info.model_uri).predict(pairs)
-        np.testing.assert_allclose(scored["score"], expected, rtol=1e-6)
-    finally:
-        mlflow.set_tracking_uri(None)
+    info = mlflow_model.log_model(model, out / "model.ckpt", pairs)
+    scored = mlflow.pyfunc.load_model(info.model_uri).predict(pairs)
+    np.testing.assert_allclose(scored["score"], expected, rtol=1e-6)
     pairs.to_csv(tmp_path / "pairs.csv", index=False)
     score_file(out / "model.ckpt", tmp_path / "pairs.csv", tmp_path / "scores.parquet", progress=False)
     np.testing.assert_allclose(pd.read_parquet(tmp_path / "scores.parquet")["score"], expected, rtol=1e-6)

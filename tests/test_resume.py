@@ -87,13 +87,12 @@ def test_settings_that_cannot_train_are_refused_before_any_work(make_config, tmp
     assert not (tmp_path / "run").exists()
 
 
-def test_a_run_that_fails_marks_its_mlflow_run_failed(make_config, tmp_path, monkeypatch):
+def test_a_run_that_fails_marks_its_mlflow_run_failed(make_config, tmp_path, monkeypatch, mlflow_store):
     import mlflow
 
     from deepromo.jobs import train
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    uri = mlflow_store
 
     def broken_baseline(*args, **kwargs):
         raise RuntimeError("the baseline broke after the model trained")
@@ -105,7 +104,6 @@ def test_a_run_that_fails_marks_its_mlflow_run_failed(make_config, tmp_path, mon
     (found,) = client.search_runs([client.get_experiment_by_name("deepromo").experiment_id])
     assert found.info.status == "FAILED"
     assert not client.search_model_versions("name='deepromo-splc-synthetic'")
-    mlflow.set_tracking_uri(None)
 
 
 @pytest.mark.slow

@@ -254,26 +254,21 @@ def test_predict_cli_reads_events(tmp_path_factory, tiny_world, tmp_path):
     assert exc.value.code == 2
 
 
-def test_pyfunc_scores_json_histories(tmp_path_factory, tiny_world, tmp_path, monkeypatch):
+def test_pyfunc_scores_json_histories(tmp_path_factory, tiny_world, mlflow_store):
     import mlflow
 
     from deepromo.serving import mlflow_model
     from deepromo.data.views import build_view
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    try:
-        _, out = tiny_job("txl", tmp_path_factory)
-        model = deepromo.load_model(out / "model.ckpt")
-        view = build_view("purchase", tiny_world).subset(np.arange(20))
-        example = mlflow_model.input_example(model, view)
-        assert {"event_history", "as_of", "customer_id"} <= set(example.columns)
-        info = mlflow_model.log_model(model, out / "model.ckpt", example)
-        scored = mlflow.pyfunc.load_model(info.model_uri).predict(example)
-        expected = model.predict_frame(view.frame.head(5), **view.scoring_context())
-        np.testing.assert_allclose(scored["p"], expected["p"], rtol=1e-5)
-    finally:
-        mlflow.set_tracking_uri(None)
+    _, out = tiny_job("txl", tmp_path_factory)
+    model = deepromo.load_model(out / "model.ckpt")
+    view = build_view("purchase", tiny_world).subset(np.arange(20))
+    example = mlflow_model.input_example(model, view)
+    assert {"event_history", "as_of", "customer_id"} <= set(example.columns)
+    info = mlflow_model.log_model(model, out / "model.ckpt", example)
+    scored = mlflow.pyfunc.load_model(info.model_uri).predict(example)
+    expected = model.predict_frame(view.frame.head(5), **view.scoring_context())
+    np.testing.assert_allclose(scored["p"], expected["p"], rtol=1e-5)
 
 
 @pytest.fixture

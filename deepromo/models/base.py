@@ -270,13 +270,19 @@ class PromoModel(pl.LightningModule):
         context: what a model reads beyond the frame (sequence models: ``events``, ``as_of``), passed to
         ``frame_inputs``. Non-finite outputs are refused, naming the column and the first row.
         """
-        if not isinstance(df, pd.DataFrame):
-            raise DataValidationError(f"model '{self.name}': predict_frame expects a pandas DataFrame with the columns "
-                                      f"{self.input_columns()[:6]}{' ...' if len(self.input_columns()) > 6 else ''}; "
-                                      f"got a {type(df).__name__} (wrap it in pd.DataFrame with those column names)")
+        self.require_frame(df)
         frame = self.output_frame(self.predict_arrays(self.frame_tensors(df, **context), batch_size), df.index)
         check_finite_outputs(frame, self.name)
         return frame
+
+    def require_frame(self, df) -> None:
+        """Refuse anything but a DataFrame (a numpy array, dict or list) as ``predict_frame`` input, saying what
+        it expects."""
+        if not isinstance(df, pd.DataFrame):
+            columns = self.input_columns()
+            raise DataValidationError(f"model '{self.name}': predict_frame expects a pandas DataFrame with the columns "
+                                      f"{columns[:6]}{' ...' if len(columns) > 6 else ''}; got a "
+                                      f"{type(df).__name__} (wrap it in pd.DataFrame with those column names)")
 
     def frame_tensors(self, df: pd.DataFrame, **context) -> dict[str, torch.Tensor]:
         """The model's input tensors for raw rows: preprocessed features plus ``frame_inputs``."""

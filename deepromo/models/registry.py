@@ -8,6 +8,7 @@ packages register models through the ``deepromo.models`` entry-point group (valu
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import pkgutil
@@ -40,10 +41,11 @@ def register_model(name: str):
     return decorator
 
 
-def _builtin_modules() -> list[str]:
-    """Names of the model modules and packages in ``deepromo/models/``."""
+@functools.cache
+def _builtin_modules() -> tuple[str, ...]:
+    """Names of the model modules and packages in ``deepromo/models/`` (read once per process)."""
     here = [str(Path(__file__).resolve().parent)]
-    return [m.name for m in pkgutil.iter_modules(here) if m.name not in INFRASTRUCTURE]
+    return tuple(m.name for m in pkgutil.iter_modules(here) if m.name not in INFRASTRUCTURE)
 
 
 def _import_builtin(name: str) -> None:

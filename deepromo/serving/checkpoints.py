@@ -113,14 +113,22 @@ def file_sha256(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def verify_pyfunc_code(model_dir: str | os.PathLike, uri: str = "") -> None:
-    """Refuse an MLflow model whose code file changed after it was logged: ``mlflow.pyfunc.load_model``
-    executes that file, so a changed one would run someone else's code. Models logged before deepromo
-    recorded the hash only get a warning."""
+def read_mlmodel(model_dir: str | os.PathLike, where: str = "") -> dict:
+    """The parsed ``MLmodel`` file of a local MLflow model folder."""
     import yaml
 
+    mlmodel = Path(model_dir) / "MLmodel"
+    if not mlmodel.exists():
+        raise CheckpointError(f"'{where or os.fspath(model_dir)}' is no MLflow model (no MLmodel file)")
+    return yaml.safe_load(mlmodel.read_text()) or {}
+
+
+def verify_pyfunc_code(model_dir: str | os.PathLike, uri: str = "", mlmodel: dict | None = None) -> None:
+    """Refuse an MLflow model whose code file changed after it was logged: ``mlflow.pyfunc.load_model``
+    executes that file, so a changed one would run someone else's code. Models logged before deepromo
+    recorded the hash only get a warning. mlmodel: the folder's parsed MLmodel, if already read."""
     where = uri or os.fspath(model_dir)
-    meta = yaml.safe_load((Path(model_dir) / "MLmodel").read_text()).get("metadata") or {}
+    meta = (mlmodel if mlmodel is not None else read_mlmodel(model_dir, where)).get("metadata") or {}
     expected = meta.get("deepromo_code_sha256")
     code = Path(model_dir) / PYFUNC_CODE_FILE
     if expected is None:
@@ -134,24 +142,19 @@ def verify_pyfunc_code(model_dir: str | os.PathLike, uri: str = "") -> None:
 def download_checkpoint(uri: str) -> Path:
     """Local path of the deepromo checkpoint inside an MLflow model given by ``models:/`` or ``runs:/``
     (its code file checked as :func:`verify_pyfunc_code` does)."""
-    from deepromo.serving.tracking import disable_telemetry
+    from deepromo.serving.tracking import disable_telemetry, tracking_uri
 
     disable_telemetry()
     import mlflow  # only for model URIs
-    import yaml
-
-    from deepromo.serving.tracking import tracking_uri
 
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
     except mlflow.exceptions.MlflowException as exc:  # unknown name, alias, version or run
         first = str(exc.message if hasattr(exc, "message") else exc).strip().splitlines()[0]
         raise MissingCheckpointError(f"'{uri}' is not in the tracking store {tracking_uri()}: {first}") from None
-    mlmodel = local / "MLmodel"
-    if not mlmodel.exists():
-        raise CheckpointError(f"'{uri}' is no MLflow model (no MLmodel file)")
-    verify_pyfunc_code(local, uri)
-    flavor = (yaml.safe_load(mlmodel.read_text()).get("flavors") or {}).get("python_function") or {}
+    mlmodel = read_mlmodel(local, uri)
+    verify_pyfunc_code(local, uri, mlmodel)
+    flavor = (mlmodel.get("flavors") or {}).get("python_function") or {}
     entry = (flavor.get("artifacts") or {}).get("checkpoint") or {}
     if not entry.get("path") or not (local / entry["path"]).exists():
         raise CheckpointError(f"'{uri}' holds no deepromo checkpoint artifact; is it a deepromo model?")

@@ -5,6 +5,7 @@ A model declares ``task = "<name>"``; ``get_task(name)`` imports ``deepromo.task
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from pathlib import Path
@@ -16,15 +17,21 @@ __all__ = ["Evaluation", "Task", "get_task", "list_tasks", "model_datamodule"]
 NOT_TASKS = ("base",)
 
 
+@functools.cache
+def task_modules() -> tuple[str, ...]:
+    """Names of the task modules in this package (read once: the package does not change while it runs)."""
+    here = [str(Path(__file__).resolve().parent)]
+    return tuple(sorted(m.name for m in pkgutil.iter_modules(here) if m.name not in NOT_TASKS))
+
+
 def list_tasks() -> list[str]:
     """Names of the task modules in this package."""
-    here = [str(Path(__file__).resolve().parent)]
-    return sorted(m.name for m in pkgutil.iter_modules(here) if m.name not in NOT_TASKS)
+    return list(task_modules())
 
 
 def get_task(name: str) -> Task:
     """The ``TASK`` object of ``deepromo/tasks/<name>.py``."""
-    if name not in list_tasks():
+    if name not in task_modules():
         raise UnknownNameError(f"unknown task '{name}'; known tasks are {list_tasks()}")
     return importlib.import_module(f"{__name__}.{name}").TASK
 

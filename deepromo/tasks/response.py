@@ -107,18 +107,18 @@ class ResponseTask(Task):
     def evaluate(self, predictions, dm, split="test"):
         y = split_labels(dm, split)
         treatment = split_treatment(dm, split)
-        table, curves, levels = {}, {}, None
+        levels = next((tuple(by_split[split]["levels"]) for by_split in predictions.values()), None)
+        truth = None if levels is None else self.true_curves(dm, split, levels)
+        table, curves = {}, {}
         for method, by_split in predictions.items():
             out = by_split[split]
-            if levels is not None and tuple(out["levels"]) != levels:
+            if tuple(out["levels"]) != levels:
                 raise UserInputError(f"method '{method}': its curve is on levels {list(out['levels'])}, the others' on "
-                                 f"{list(levels)}; score every method on the same levels")
-            levels = tuple(out["levels"])
-            truth = self.true_curves(dm, split, levels)
+                                     f"{list(levels)}; score every method on the same levels")
             table[method] = response_metrics(out["curve"], out["p"], y, treatment, levels, truth)
             curves[method] = out["curve"]
-        has_truth = levels is not None and self.true_curves(dm, split, levels) is not None
-        target = "observed purchase; curves against the true response curves" if has_truth else "observed purchase"
+        target = ("observed purchase; curves against the true response curves" if truth is not None
+                  else "observed purchase")
         return Evaluation(table=table, target=target, n_test=len(y), curves=curves,
                           context={"levels": levels, "split": split})
 

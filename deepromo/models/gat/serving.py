@@ -66,9 +66,7 @@ class OfferServing:
 
     def predict_frame(self, df: pd.DataFrame, batch_size: int | None = None, **context) -> pd.DataFrame:
         """Score (customer, offer) pairs: a frame with ``customer_id`` and ``offer_id`` in, ``score`` out."""
-        if not isinstance(df, pd.DataFrame):
-            raise DataValidationError(f"model 'gat': predict_frame expects a pandas DataFrame with columns "
-                                      f"{self.input_columns()}; got a {type(df).__name__}")
+        self.require_frame(df)
         missing = [c for c in self.input_columns() if c not in df.columns]
         if missing:
             raise DataValidationError(f"model 'gat' scores (customer, offer) pairs: the frame lacks column(s) "

@@ -97,9 +97,9 @@ class StreamingScorer:
         check_events(events)
         if events.empty:
             return []
-        unknown = pd.unique(events.loc[~events["customer_id"].isin(list(self.static)), "customer_id"])
-        if len(unknown):
-            raise DataValidationError(f"events of customer_id(s) {unknown[:5].tolist()} that the scorer has no feature "
+        unknown = [c for c in pd.unique(events["customer_id"]).tolist() if c not in self.static]  # O(batch)
+        if unknown:
+            raise DataValidationError(f"events of customer_id(s) {unknown[:5]} that the scorer has no feature "
                                       "row for; call set_customers with them first")
         ev = self.without_replays(events.sort_values(["customer_id", "ts"], kind="stable").reset_index(drop=True))
         if ev.empty:
@@ -149,10 +149,10 @@ class StreamingScorer:
         """``ev`` (sorted by customer and time) without the rows equal to a customer's cached newest event: a
         replayed delivery is not a new event (an older replayed event is refused as out of order). With an
         ``event_id`` column, identity is that id; otherwise the event's content."""
-        replay = np.zeros(len(ev), dtype=bool)
-        for i, cid in enumerate(ev["customer_id"].tolist()):
-            state = self.states.get(cid)
-            replay[i] = state is not None and event_content(ev, i) == state.last_event
+        cached_ts = np.array([getattr(self.states.get(cid), "last_ts", np.nan) for cid in ev["customer_id"].tolist()])
+        replay = ev["ts"].to_numpy(dtype=np.float64) == cached_ts  # only an event at the cached time can repeat it
+        for i in np.flatnonzero(replay):
+            replay[i] = event_content(ev, int(i)) == self.states[ev["customer_id"].iat[i]].last_event
         return ev.loc[~replay].reset_index(drop=True)
 
     @torch.inference_mode()
