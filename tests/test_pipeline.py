@@ -18,7 +18,7 @@ from deepromo.jobs.train import run
 
 from conftest import ROOT
 
-METHODS = {"splc", "rfm_segments", "bce_two_stage", "logistic", "random_forest"}
+METHODS = {"splc", "rfm_segments", "bce_two_stage", "splc_original", "logistic", "random_forest"}
 METRICS = {"precision", "recall", "balanced_accuracy", "weighted_f1", "auc", "gain_at_40"}
 
 
@@ -108,7 +108,7 @@ def test_register_without_mlflow_fails_before_training(make_config, tmp_path):
 
 def test_dipn_job_reports_curves_against_truth(make_config, tmp_path):
     results = run(make_config("model=dipn"))
-    assert set(results["test"]) == {"dipn", "mlp_unconstrained", "mlp_isotonic", "gbm_per_level"}
+    assert set(results["test"]) == {"dipn", "mlp_unconstrained", "mlp_isotonic", "t_learner", "s_learner", "x_learner", "dr_learner", "class_transformation"}
     dipn = results["test"]["dipn"]
     assert dipn["monotonicity_violations"] == 0.0
     assert results["test"]["mlp_isotonic"]["monotonicity_violations"] == 0.0

@@ -132,3 +132,23 @@ def test_correction_flips_mostly_organic_positives():
     organic = dm.view.truth["intent"].to_numpy()[positives] == "organic"
     assert 0.1 < corrected.mean() < 0.9  # some, not all: no collapse to the trivial solution
     assert organic[corrected].mean() > organic[~corrected].mean() + 0.25
+
+
+def test_focal_margin_terms_match_the_hand_computed_values():
+    """Zhang et al. 2021: positive -(1 - s(x - m))^g log s(x - m), negative -s(x)^g log(1 - s(x))."""
+    import math
+
+    from deepromo.models.losses import focal_margin_terms
+
+    sig = lambda v: 1.0 / (1.0 + math.exp(-v))  # noqa: E731
+    x, m, g = 0.3, 1.0, 2.0
+    got = focal_margin_terms(torch.tensor([x, x]), torch.tensor([1.0, 0.0]), gamma=g, margin=m)
+    pos = -((1 - sig(x - m)) ** g) * math.log(sig(x - m))
+    neg = -(sig(x) ** g) * math.log(1 - sig(x))
+    assert got.tolist() == pytest.approx([pos, neg], rel=1e-5)
+    # with correction neg->pos, a confident negative pays the positive term
+    corrected = splc_loss(torch.tensor([2.0]), torch.tensor([0.0]), tau=0.6, direction="neg_to_pos",
+                          loss="focal_margin", reduction="none")
+    assert corrected.item() == pytest.approx(-((1 - sig(1.0)) ** 2) * math.log(sig(1.0)), rel=1e-5)
+    with pytest.raises(Exception, match="stage2_loss must be one of"):
+        splc_loss(torch.tensor([0.0]), torch.tensor([1.0]), loss="hinge")

@@ -41,6 +41,8 @@ class TreatmentSpec:
     """The incentive: discrete ordered ``levels`` or a continuous range [low, high].
 
     direction: +1 if the response must be non-decreasing in the treatment, -1 if non-increasing.
+    arms: for unordered categorical arms, the name of each level (level 0 = the control arm); their
+    codes 0..K are labels, not amounts, so no model may treat them as ordered. None = ordered amounts.
     """
 
     name: str
@@ -48,6 +50,12 @@ class TreatmentSpec:
     low: float = 0.0
     high: float = 1.0
     direction: int = 1
+    arms: tuple[str, ...] | None = None
+
+    @property
+    def ordered(self) -> bool:
+        """True for incentive amounts (monotone models apply), False for unordered arms."""
+        return self.arms is None
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,8 @@ class FeatureSpec:
             sequence=tuple(SequenceFeature(**c) for c in d.get("sequence", ())),
             treatment=None
             if t is None
-            else TreatmentSpec(**{**t, "levels": None if t.get("levels") is None else tuple(t["levels"])}),
+            else TreatmentSpec(**{**t, "levels": None if t.get("levels") is None else tuple(t["levels"]),
+                                  "arms": None if t.get("arms") is None else tuple(t["arms"])}),
             labels=tuple(LabelSpec(l["name"], l["task"], tuple(l.get("classes", ()))) for l in d.get("labels", ())),
             graph=None
             if g is None

@@ -67,6 +67,8 @@ class CanonicalData:
     history_end: day at which the behaviour history stops and the response window starts.
     response_days: length of the response window in days.
     incentive_levels: ordered discrete incentive levels (level 0 = no incentive), or None.
+    arm_names: for a categorical treatment with unordered arms, the name of each level (level 0 = control;
+        the levels are then codes 0..K, not amounts); None for incentive amounts.
     """
 
     customers: pd.DataFrame
@@ -79,6 +81,7 @@ class CanonicalData:
     history_end: float = 120.0
     response_days: float = 14.0
     incentive_levels: tuple[float, ...] | None = None
+    arm_names: tuple[str, ...] | None = None
     name: str = "data"
     meta: dict = field(default_factory=dict)
 
@@ -106,6 +109,10 @@ class CanonicalData:
             )
         if (self.exposures["incentive"] < 0).any():
             raise DataValidationError(f"{self.name}: column 'exposures.incentive' has negative values; expected >= 0")
+        if self.arm_names is not None and (self.incentive_levels is None
+                                           or len(self.arm_names) != len(self.incentive_levels)):
+            raise DataValidationError(f"{self.name}: arm_names {list(self.arm_names)} must name each of the "
+                                      f"incentive levels {self.incentive_levels} (level 0 = control)")
         p = self.exposures["propensity"]
         if ((p <= 0) | (p > 1) | p.isna()).any():
             raise DataValidationError(f"{self.name}: column 'exposures.propensity' must lie in (0, 1]")

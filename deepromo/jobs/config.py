@@ -59,6 +59,8 @@ def check_train_config(cfg: DictConfig) -> None:
     if max_epochs == -1 and not cfg.callbacks.early_stopping.enabled:
         raise ConfigError("trainer.max_epochs=-1 trains forever unless callbacks.early_stopping.enabled=true")
     positive_int(cfg, "data.batch_size")
+    if cfg.trainer.get("threads") is not None:
+        positive_int(cfg, "trainer.threads")
     devices = OmegaConf.to_container(cfg.trainer, resolve=True)["devices"]
     if not valid_devices(devices):
         raise ConfigError(f"trainer.devices={devices!r}: expected a positive number of devices, -1 (all), a list of "

@@ -237,6 +237,8 @@ def train_and_evaluate(cfg: DictConfig, callbacks: tuple = ()) -> TrainedRun:
     check_train_config(cfg)
     resume_from, run_dir = resume_point(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.trainer.get("threads") is not None:
+        torch.set_num_threads(int(cfg.trainer.threads))
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     cls = get_model_class(cfg.model.name)
     check_model_params(cfg, cls.defaults)
@@ -275,7 +277,13 @@ def evaluate_trained(cfg: DictConfig, cls, data, dm, logger, run_dir: Path, call
     splits = task.splits_to_score("test")
     predictions = {cfg.model.name: task.model_outputs(model, dm, splits)}
     variants: dict[str, Any] = {}  # the same model variant is trained once even if two baselines use it
+    skipped = {}
     for name, options in (cfg.model.get("baselines") or {}).items():
+        reason = task.skip_reason(to_primitive(options) or {}, dm)
+        if reason:
+            log.warning("baseline %s skipped: %s", name, reason)
+            skipped[name] = reason
+            continue
         predictions[name] = run_baseline(name, options, cls, task, dm, params, cfg, run_dir, variants, splits)
     evaluation = task.evaluate(predictions, dm, "test")
 
@@ -291,6 +299,7 @@ def evaluate_trained(cfg: DictConfig, cls, data, dm, logger, run_dir: Path, call
             **{f"val/{k}": v for k, v in val_eval.table[cfg.model.name].items()},
         },
         "test": evaluation.table,
+        **({"skipped_baselines": skipped} if skipped else {}),
         "model_path": str(model_path),
     }
     if resume_from is not None:

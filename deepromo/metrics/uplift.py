@@ -20,7 +20,8 @@ import numpy as np
 from deepromo.data.errors import UserInputError
 from deepromo.metrics.classification import _binary, _same_len, _scores
 
-__all__ = ["qini_curve", "uplift_curve", "qini_coefficient", "auuc", "uplift_at_k", "bootstrap_ci"]
+__all__ = ["qini_curve", "uplift_curve", "qini_coefficient", "auuc", "uplift_at_k", "bootstrap_ci",
+           "stratified_bootstrap", "policy_value_ipw", "policy_value_ci"]
 
 
 def _inputs(y, treatment, score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -146,11 +147,45 @@ def bootstrap_ci(metric, y, treatment, score, n_boot: int = 1000, alpha: float =
         v = metric(yy[rows], tt[rows], ss[rows])
         return v if rr is None else v - metric(yy[rows], tt[rows], rr[rows])
 
-    everyone = np.arange(len(yy))
-    groups = [np.flatnonzero(tt == 1), np.flatnonzero(tt == 0)]
+    return stratified_bootstrap(value, tt, n_boot=n_boot, alpha=alpha, seed=seed)
+
+
+def stratified_bootstrap(value, strata, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> dict[str, float]:
+    """Percentile interval of ``value(rows)`` (rows: int positions) over resamples drawn with replacement within
+    each stratum of ``strata`` [N] (every replicate keeps each group's size). NaN replicates are left out.
+
+    Returns ``{"value", "low", "high", "n_boot"}``; ``value`` is the statistic on every row."""
+    strata = np.asarray(strata)
+    groups = [np.flatnonzero(strata == g) for g in np.unique(strata)]
     rng = np.random.default_rng(seed)
     replicates = np.array([value(np.concatenate([rng.choice(g, len(g), replace=True) for g in groups]))
                            for _ in range(int(n_boot))], dtype=np.float64)
     replicates = replicates[np.isfinite(replicates)]
     low, high = (np.quantile(replicates, [alpha / 2, 1 - alpha / 2]) if len(replicates) else (math.nan, math.nan))
-    return {"value": float(value(everyone)), "low": float(low), "high": float(high), "n_boot": int(len(replicates))}
+    return {"value": float(value(np.arange(len(strata)))), "low": float(low), "high": float(high),
+            "n_boot": int(len(replicates))}
+
+
+def policy_value_ipw(y, logged, chosen, propensity) -> float:
+    """Inverse-propensity estimate of the mean outcome if every customer got the arm a policy chose:
+    mean(y · 1[logged = chosen] / propensity) over all rows (Horvitz–Thompson; unbiased when ``propensity``
+    is the true probability of the logged arm, e.g. a randomised trial's design).
+
+    y: [N] outcomes; logged, chosen: [N] arm indices; propensity: [N] P(logged arm | x) in (0, 1]."""
+    yy = np.asarray(y, dtype=np.float64)
+    logged, chosen = np.asarray(logged), np.asarray(chosen)
+    p = np.asarray(propensity, dtype=np.float64)
+    _same_len(y=yy, logged=logged, chosen=chosen, propensity=p)
+    if not len(yy) or not np.all((p > 0) & (p <= 1)):
+        raise UserInputError("propensity: expected one probability in (0, 1] per row")
+    return float(np.mean(yy * (logged == chosen) / p))
+
+
+def policy_value_ci(y, logged, chosen, propensity, n_boot: int = 1000, alpha: float = 0.05,
+                    seed: int = 0) -> dict[str, float]:
+    """:func:`policy_value_ipw` with a percentile bootstrap interval, resampling within each logged arm."""
+    yy, logged, chosen = np.asarray(y, dtype=np.float64), np.asarray(logged), np.asarray(chosen)
+    p = np.asarray(propensity, dtype=np.float64)
+    policy_value_ipw(yy, logged, chosen, p)  # checks the inputs once
+    return stratified_bootstrap(lambda rows: policy_value_ipw(yy[rows], logged[rows], chosen[rows], p[rows]),
+                                logged, n_boot=n_boot, alpha=alpha, seed=seed)

@@ -7,6 +7,9 @@ each w_k is non-negative, so p is monotone in c for every x *by construction*, n
 Smoothness: the curve's slopes between knots s_k = w_k / (t_k - t_{k-1}) are penalised by the squared
 differences of neighbouring slopes (zero for a curve that is linear in c on the logit scale).
 With ``monotone: false`` the same trunk instead takes c as an input (the unconstrained baseline).
+Unordered arms (``spec.treatment.arms``, e.g. Mens / Womens / No e-mail) are labels, not amounts, so there
+is no order to be monotone in: each arm k > 0 gets its own unconstrained increment, logit = b(x) + δ_k(x)
+(δ_0 = 0), and the unconstrained baseline reads the arm one-hot instead of a scaled c.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ class IsotonicResponseNet(PromoModel):
     def __init__(self, spec, **hparams):
         super().__init__(spec, **hparams)
         hp = self.hparams
+        self.unordered = self.spec.treatment is not None and not self.spec.treatment.ordered
+        if self.unordered and hp.knots is not None:
+            raise HyperParameterError(f"dipn: knots apply to ordered incentive amounts; the treatment's arms "
+                                      f"{list(self.spec.treatment.arms)} are unordered, so set knots: null")
         knots = hp.knots if hp.knots is not None else self.default_knots()
         knots = torch.tensor([float(k) for k in knots], dtype=torch.float32)
         if knots.numel() < 2 or not bool((knots[1:] > knots[:-1]).all()):
@@ -61,7 +68,7 @@ class IsotonicResponseNet(PromoModel):
         self.levels = tuple(float(k) for k in knots.tolist())
         self.encoder = FeatureEncoder(self.spec)
         k = len(self.levels) - 1
-        extra = 0 if hp.monotone else 1
+        extra = 0 if hp.monotone else (len(self.levels) if self.unordered else 1)
         self.trunk = mlp(self.encoder.out_dim + extra, list(hp.hidden)[:-1], list(hp.hidden)[-1], hp.dropout)
         self.head = nn.Linear(list(hp.hidden)[-1], 1 + (k if hp.monotone else 0))
         self.metrics = nn.ModuleDict({f"{s}_auc": BinaryAUROC() for s in ("val", "test")})
@@ -88,8 +95,22 @@ class IsotonicResponseNet(PromoModel):
     def _scale(self, c: torch.Tensor) -> torch.Tensor:
         return (c - self.knots[0]) / (self.knots[-1] - self.knots[0])
 
+    def level_index(self, c: torch.Tensor) -> torch.Tensor:
+        """[B] index of each incentive's level (the nearest knot at or above it)."""
+        return torch.searchsorted(self.knots, c.to(self.knots.dtype).contiguous()).clamp(0, self.knots.numel() - 1)
+
+    def arm_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Unordered arms: ``[B, L]`` logits b(x) + δ_k(x) with δ_0 = 0 (no order, so no constraint)."""
+        out = self.head(self.trunk(h))
+        return out[:, :1] + F.pad(out[:, 1:], (1, 0))
+
     def logits_at(self, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logit at incentives ``c [B]`` from trunk input features ``h``; returns (logit [B], increments or None)."""
+        if self.hparams.monotone and self.unordered:
+            return self.arm_logits(h).gather(1, self.level_index(c).unsqueeze(-1)).squeeze(-1), None
+        if self.unordered:
+            arm = F.one_hot(self.level_index(c), self.knots.numel()).to(h.dtype)
+            return self.head(self.trunk(torch.cat([h, arm], dim=-1))).squeeze(-1), None
         if self.hparams.monotone:
             out = self.head(self.trunk(h))
             base, w = out[:, 0], F.softplus(out[:, 1:])
@@ -99,6 +120,8 @@ class IsotonicResponseNet(PromoModel):
 
     def curve_logits(self, h: torch.Tensor) -> torch.Tensor:
         """Logits at every knot: ``[B, K+1]``."""
+        if self.hparams.monotone and self.unordered:
+            return self.arm_logits(h)
         if self.hparams.monotone:
             out = self.head(self.trunk(h))
             base, w = out[:, :1], F.softplus(out[:, 1:])

@@ -8,6 +8,25 @@ import torch.nn.functional as F
 from deepromo.data.errors import UserInputError
 
 CORRECTIONS = ("pos_to_neg", "neg_to_pos")
+STAGE2_LOSSES = ("bce", "focal_margin")
+
+
+def check_stage2_loss(name: str) -> str:
+    """The per-label loss of the SPLC stage, or a clear error naming the valid ones."""
+    if name not in STAGE2_LOSSES:
+        raise UserInputError(f"unknown SPLC loss '{name}': stage2_loss must be one of {list(STAGE2_LOSSES)}")
+    return name
+
+
+def focal_margin_terms(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0,
+                       margin: float = 1.0) -> torch.Tensor:
+    """Per-row loss [B] of Zhang et al. 2021 (the original SPLC): a positive pays the focal margin loss
+    -(1 - p_m)^gamma log p_m with p_m = sigmoid(logit - margin), a negative the focal loss -p^gamma log(1 - p)."""
+    t = targets.float()
+    shifted = logits - margin
+    pos = torch.sigmoid(-shifted).pow(gamma) * F.softplus(-shifted)  # (1 - p_m)^g * -log p_m
+    neg = torch.sigmoid(logits).pow(gamma) * F.softplus(logits)  # p^g * -log(1 - p)
+    return t * pos + (1.0 - t) * neg
 
 
 def check_correction(direction: str) -> str:
@@ -39,10 +58,14 @@ def splc_loss(
     direction: str = "pos_to_neg",
     reduction: str = "mean",
     decision_logits: torch.Tensor | None = None,
+    loss: str = "bce",
+    gamma: float = 2.0,
+    margin: float = 1.0,
 ) -> torch.Tensor:
     """SPLC loss: BCE on the corrected targets, i.e. for a positive -log p if p > tau else -log(1-p).
 
     logits, targets: [B] (targets in {0, 1}). With ``correct`` off this is plain BCE.
+    loss: "bce", or "focal_margin" (the original SPLC's focal margin / focal terms, ``gamma``, ``margin``).
     decision_logits: [B] logits that decide which labels are corrected (default: ``logits``), e.g.
     from a frozen snapshot of the network; the loss itself is always taken on ``logits``.
     reduction: "mean" | "sum" | "none" | "balanced" (mean of the positive-class and negative-class means).
@@ -51,9 +74,19 @@ def splc_loss(
         decide = logits if decision_logits is None else decision_logits
         targets = splc_targets(targets, torch.sigmoid(decide), tau, direction)
     targets = targets.float()
-    if reduction != "balanced":
-        return F.binary_cross_entropy_with_logits(logits, targets, reduction=reduction)
-    return balanced_mean(F.binary_cross_entropy_with_logits(logits, targets, reduction="none"), targets)
+    if check_stage2_loss(loss) == "bce":
+        per_row = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    else:
+        per_row = focal_margin_terms(logits, targets, gamma, margin)
+    if reduction == "balanced":
+        return balanced_mean(per_row, targets)
+    if reduction == "mean":
+        return per_row.mean()
+    if reduction == "sum":
+        return per_row.sum()
+    if reduction == "none":
+        return per_row
+    raise UserInputError(f"splc_loss: reduction must be mean, sum, none or balanced, got {reduction!r}")
 
 
 def balanced_mean(values: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from torchmetrics.classification import BinaryAUROC, MulticlassRecall
 
 from deepromo.models.base import HyperParameterError, PromoModel
 from deepromo.models.layers import FeatureEncoder, mlp
-from deepromo.models.losses import check_correction, splc_loss
+from deepromo.models.losses import check_correction, check_stage2_loss, splc_loss
 from deepromo.models.registry import register_model
 
 INACTIVE, UNENGAGED, ENGAGED = 0, 1, 2
@@ -40,6 +40,9 @@ class TwoStageSPLC(PromoModel):
         "tau": 0.4,  # SPLC threshold: positives with p <= tau count as negatives
         "warmup_epochs": 5,  # epochs of plain BCE before correction starts
         "correction": "pos_to_neg",  # or "neg_to_pos" (original multi-label SPLC)
+        "stage2_loss": "bce",  # or "focal_margin" (original SPLC: focal margin on positives, focal on negatives)
+        "focal_gamma": 2.0,  # focal_margin only: focusing exponent
+        "focal_margin": 1.0,  # focal_margin only: logit margin of the positives' term
         "label_correction": True,  # False = the bce_two_stage baseline
         "class_weights": None,  # stage-1 CE weights per segment; None = uniform
         "stage2_balanced": True,  # stage-2 loss gives (corrected) positives and negatives equal weight
@@ -47,7 +50,8 @@ class TwoStageSPLC(PromoModel):
     }
     test_params = [{"hidden": 8, "stage2_hidden": 8},
                    {"hidden": 8, "stage2_hidden": 8, "label_correction": False},
-                   {"hidden": 8, "stage2_hidden": 8, "correction": "neg_to_pos", "warmup_epochs": 0}]
+                   {"hidden": 8, "stage2_hidden": 8, "correction": "neg_to_pos", "warmup_epochs": 0,
+                    "stage2_loss": "focal_margin"}]
     monitor = ("val/stage2_auc", "max")
     output_columns = ("p_inactive", "p_unengaged", "p_engaged", "p_active", "p_prompted", "score", "pred_prompted")
 
@@ -55,6 +59,7 @@ class TwoStageSPLC(PromoModel):
         super().__init__(spec, **hparams)
         hp = self.hparams
         check_correction(hp.correction)
+        check_stage2_loss(hp.stage2_loss)
         if not 0.0 < hp.tau < 1.0:
             raise HyperParameterError(f"splc: tau must lie in (0, 1), got {hp.tau}")
         self.encoder1 = FeatureEncoder(self.spec)
@@ -131,6 +136,9 @@ class TwoStageSPLC(PromoModel):
                 direction=self.hparams.correction,
                 decision_logits=self.teacher_logit(batch)[purchasers] if correct else None,
                 reduction="balanced" if self.hparams.stage2_balanced else "mean",
+                loss=self.hparams.stage2_loss,
+                gamma=self.hparams.focal_gamma,
+                margin=self.hparams.focal_margin,
             )
         else:
             loss2 = out["stage2_logit"].sum() * 0.0

@@ -1,8 +1,10 @@
 """The Task base class: what every task provides, and the Evaluation it returns.
 
-A task's baselines live in its own registry (``task.baselines``): ``fn(dm, splits, seed)`` trains on the
-datamodule's training rows and returns ``{split: outputs}`` for each requested split, in the same
-``outputs`` format that :meth:`Task.outputs` makes of a model's arrays.
+A task's baselines live in its own registry (``task.baselines``): ``fn(dm, splits, seed, **params)`` trains on
+the datamodule's training rows and returns ``{split: outputs}`` for each requested split, in the same
+``outputs`` format that :meth:`Task.outputs` makes of a model's arrays. A tunable baseline declares its
+``search_space`` (``task.search_spaces[name]``: param -> {type, low, high, log | choices}, as in the model
+configs), so the leaderboard gives it the same Optuna budget as the deep models.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from deepromo.data.errors import UserInputError
 
 Baseline = Callable[..., dict[str, Any]]
+BOOTSTRAP_REPLICATES = 200  # resamples behind the confidence intervals in every task's evaluation
 
 
 @dataclass
@@ -41,25 +44,39 @@ class Task:
 
     def __init__(self) -> None:
         self.baselines: dict[str, Baseline] = {}
+        self.search_spaces: dict[str, dict[str, dict]] = {}
         self.postprocess: dict[str, Callable[[dict, Any, str], dict]] = {}
 
-    def baseline(self, name: str):
-        """Decorator: register ``fn(dm, splits, seed) -> {split: outputs}`` as this task's baseline ``name``."""
+    def baseline(self, name: str, search_space: dict[str, dict] | None = None):
+        """Decorator: register ``fn(dm, splits, seed, **params) -> {split: outputs}`` as this task's baseline
+        ``name``, tunable over ``search_space`` when given."""
 
         def decorator(fn):
             if name in self.baselines:
                 raise UserInputError(f"task '{self.name}' already has a baseline named '{name}'")
             self.baselines[name] = fn
+            if search_space:
+                self.search_spaces[name] = dict(search_space)
             return fn
 
         return decorator
 
-    def run_baseline(self, name: str, dm, splits: Sequence[str], seed: int = 0) -> dict[str, Any]:
-        """``{split: outputs}`` of baseline ``name`` trained on ``dm``'s training rows."""
+    def run_baseline(self, name: str, dm, splits: Sequence[str], seed: int = 0,
+                     params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``{split: outputs}`` of baseline ``name`` trained on ``dm``'s training rows (``params``: tuned
+        settings from its search space)."""
         if name not in self.baselines:
             raise UserInputError(f"unknown baseline '{name}' for task '{self.name}'; its baselines are "
                            f"{sorted(self.baselines)} (or a model variant: {{variant: {{hparam: value}}}})")
-        return self.baselines[name](dm, tuple(splits), seed=int(seed))
+        unknown = sorted(set(params or {}) - set(self.search_spaces.get(name, {})))
+        if unknown:
+            raise UserInputError(f"baseline '{name}' of task '{self.name}' takes no setting(s) {unknown}; its "
+                                 f"settings are {sorted(self.search_spaces.get(name, {})) or 'none'}")
+        return self.baselines[name](dm, tuple(splits), seed=int(seed), **(params or {}))
+
+    def skip_reason(self, options: dict, dm) -> str | None:
+        """Why a configured baseline (its config ``options``) does not apply to ``dm``'s data, or None."""
+        return None
 
     def make_datamodule(self, view, batch_size: int = 512, split: str | None = None, seed: int = 0,
                         options: dict[str, Any] | None = None):
@@ -106,6 +123,25 @@ class Task:
         raise NotImplementedError(f"task '{self.name}' does not score raw frames for decisions")  # pragma: no cover
 
 
+GBM_SEARCH_SPACE = {  # the gradient-boosting baselines' tunable settings (scikit-learn HistGradientBoosting*)
+    "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+    "max_iter": {"type": "int", "low": 50, "high": 500, "log": True},
+    "max_leaf_nodes": {"type": "int", "low": 7, "high": 63, "log": True},
+    "min_samples_leaf": {"type": "int", "low": 10, "high": 400, "log": True},
+    "l2_regularization": {"type": "float", "low": 1e-4, "high": 10.0, "log": True},
+}
+GBM_DEFAULTS = {"max_iter": 200, "learning_rate": 0.05}  # the untuned setting of every gradient-boosting baseline
+
+
+def gbm(kind: str, seed: int = 0, **params):
+    """A scikit-learn ``HistGradientBoostingClassifier`` (kind "classifier") or ``...Regressor`` with the
+    baselines' defaults overridden by ``params``."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    cls = HistGradientBoostingClassifier if kind == "classifier" else HistGradientBoostingRegressor
+    return cls(**{**GBM_DEFAULTS, **params}, random_state=seed)
+
+
 MAX_ONE_HOT = 64  # one-hot columns per categorical feature in the scikit-learn baselines (the rest: "infrequent")
 
 
@@ -116,6 +152,8 @@ def sklearn_features(dm, split: str, encoder=None):
     rows = dm.indices[split]
     cat = dm.tensors["cat"][rows].numpy()
     num = dm.tensors["num"][rows].numpy()
+    if cat.shape[1] == 0:  # numeric features only
+        return num.astype(np.float32), None
     if encoder is None:
         # infrequent values share one column: a 100k-value column gives MAX_ONE_HOT columns, not 100k
         encoder = OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=MAX_ONE_HOT,

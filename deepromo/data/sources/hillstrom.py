@@ -28,8 +28,11 @@ exposures
       probability 2/3 for treated rows and 1/3 for control rows (three equal arms).
     * ``mens`` / ``womens``: that e-mail vs ``No E-Mail``; the other e-mail's rows are dropped;
       propensity = 1/2 for both.
+    * ``multi``: all three arms as an unordered categorical treatment: incentive = the arm's code
+      (0 = No E-Mail, then ``arm_order``, default Mens 1, Womens 2), ``CanonicalData.arm_names`` names
+      them (so no model reads the codes as amounts); propensity = 1/3 for every row.
 
-    incentive = treatment (binary levels (0, 1)); ``arm`` = the ``segment`` value; engaged = 1 for
+    incentive = treatment (binary levels (0, 1)) except for ``multi``; ``arm`` = the ``segment`` value; engaged = 1 for
     treated customers who visited the website (``visit``; the data hold no e-mail opens or clicks;
     every converter visited, so the customer view's "engaged purchase" segment = treated purchasers);
     offer_id = -1.
@@ -54,7 +57,8 @@ from deepromo.data.tables import CanonicalData, DataValidationError
 NAME = "hillstrom"
 ARMS = ("Mens E-Mail", "Womens E-Mail", "No E-Mail")
 CONTROL = "No E-Mail"
-TREATMENT_ARMS = {"any": ("Mens E-Mail", "Womens E-Mail"), "mens": ("Mens E-Mail",), "womens": ("Womens E-Mail",)}
+TREATMENT_ARMS = {"any": ("Mens E-Mail", "Womens E-Mail"), "mens": ("Mens E-Mail",), "womens": ("Womens E-Mail",),
+                  "multi": ("Mens E-Mail", "Womens E-Mail")}
 OUTCOMES = ("visit", "conversion")
 NUMERIC = ("recency", "history")
 FLAGS = ("mens", "womens", "newbie")
@@ -66,16 +70,27 @@ SHARED_COPY = "../shared/data/hillstrom.csv"
 
 
 @register_source("hillstrom")
-def load_hillstrom(path: str | None = None, treatment_arm: str = "any", outcome: str = "visit") -> CanonicalData:
+def load_hillstrom(path: str | None = None, treatment_arm: str = "any", outcome: str = "visit",
+                   arm_order=None) -> CanonicalData:
     """Load the Hillstrom CSV as validated canonical tables (see the module docstring).
 
     path: the local CSV (Kevin Hillstrom's MineThatData file, 64,000 rows); required, never downloaded.
     treatment_arm: "any" (either e-mail vs none), "mens" or "womens" (that e-mail vs none; the other
-        arm's rows are dropped).
+        arm's rows are dropped), or "multi" (the three arms as an unordered categorical treatment).
     outcome: "visit" or "conversion" (within two weeks), the label ``purchased``.
+    arm_order: ``multi`` only: the two e-mail arms in the order of codes 1, 2 (default Mens, Womens); a
+        labelling only, since the arms are unordered.
     """
     if treatment_arm not in TREATMENT_ARMS:
         raise UserInputError(f"{NAME}: option treatment_arm must be one of {list(TREATMENT_ARMS)}, got {treatment_arm!r}")
+    treated_arms = TREATMENT_ARMS[treatment_arm]
+    if arm_order is not None:
+        if treatment_arm != "multi":
+            raise UserInputError(f"{NAME}: option arm_order applies to treatment_arm 'multi' only, not {treatment_arm!r}")
+        if isinstance(arm_order, str) or sorted(map(str, arm_order)) != sorted(treated_arms):
+            raise UserInputError(f"{NAME}: option arm_order must list the two e-mail arms {list(treated_arms)} "
+                                 f"once each, got {arm_order!r}")
+        treated_arms = tuple(str(a) for a in arm_order)
     if outcome not in OUTCOMES:
         raise UserInputError(f"{NAME}: option outcome must be one of {list(OUTCOMES)}, got {outcome!r}")
     if path is None or (isinstance(path, str) and path.strip() == ""):
@@ -99,7 +114,6 @@ def load_hillstrom(path: str | None = None, treatment_arm: str = "any", outcome:
             f"{NAME}: column 'segment' has unknown arm(s) {pd.unique(segment[unknown])[:5].tolist()}; "
             f"expected only {list(ARMS)}"
         )
-    treated_arms = TREATMENT_ARMS[treatment_arm]
     keep = segment.isin(treated_arms + (CONTROL,)).to_numpy()
     row_id = np.flatnonzero(keep).astype(np.int64)
     raw = raw.loc[keep].reset_index(drop=True)
@@ -119,14 +133,22 @@ def load_hillstrom(path: str | None = None, treatment_arm: str = "any", outcome:
     spend = finite_numbers(raw["spend"], "spend", NAME, allow_negative=False)
     label = visit if outcome == "visit" else conversion
     treated = segment.isin(treated_arms).to_numpy()
-    p_treated = len(treated_arms) / (len(treated_arms) + 1.0)  # design: three equal arms
     n = len(row_id)
+    if treatment_arm == "multi":
+        codes = {CONTROL: 0.0, **{arm: float(i + 1) for i, arm in enumerate(treated_arms)}}
+        incentive = segment.map(codes).to_numpy(dtype=np.float64)
+        propensity = np.full(n, 1.0 / 3.0)  # design: three equal arms
+        levels, arm_names = (0.0, 1.0, 2.0), (CONTROL, *treated_arms)
+    else:
+        p_treated = len(treated_arms) / (len(treated_arms) + 1.0)  # design: three equal arms
+        incentive, propensity = treated.astype(np.float64), np.where(treated, p_treated, 1.0 - p_treated)
+        levels, arm_names = (0.0, 1.0), None
     exposures = pd.DataFrame({
         "customer_id": row_id,
         "ts": np.zeros(n),
         "treatment": treated.astype(np.int8),
-        "incentive": treated.astype(np.float64),
-        "propensity": np.where(treated, p_treated, 1.0 - p_treated),
+        "incentive": incentive,
+        "propensity": propensity,
         "offer_id": np.full(n, -1, np.int64),
         "engaged": (treated & (visit == 1)).astype(np.int8),
         "arm": pd.Categorical(segment.to_numpy(dtype=object), categories=list(ARMS)),
@@ -151,7 +173,8 @@ def load_hillstrom(path: str | None = None, treatment_arm: str = "any", outcome:
     }
     data = CanonicalData(
         customers=customers, events=events, exposures=exposures, outcomes=outcomes, products=None, offers=None,
-        truth=None, history_end=0.0, response_days=RESPONSE_DAYS, incentive_levels=(0.0, 1.0), name=NAME, meta=meta,
+        truth=None, history_end=0.0, response_days=RESPONSE_DAYS, incentive_levels=levels, arm_names=arm_names,
+        name=NAME, meta=meta,
     )
     return data.validate()
 
