@@ -269,6 +269,7 @@ def evaluate_trained(cfg: DictConfig, cls, data, dm, logger, run_dir: Path, call
     model, trainer = fit_model(cls, dm, params, cfg, run_dir, logger, callbacks, resume_from)
     if cfg.callbacks.get("evaluate_best", True):
         restore_best_weights(model, checkpoint)
+    val_logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}  # test clears them
     val_eval = task.evaluate({cfg.model.name: task.model_outputs(model, dm, task.splits_to_score("val"))}, dm, "val")
     trainer.test(model, datamodule=dm, verbose=False)
     model_path = run_dir / "model.ckpt"
@@ -295,7 +296,7 @@ def evaluate_trained(cfg: DictConfig, cls, data, dm, logger, run_dir: Path, call
         "fit_seconds": round(model.fit_seconds, 2),
         "trained_steps": int(trainer.global_step),
         "val": {
-            **{k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")},
+            **val_logged,
             **{f"val/{k}": v for k, v in val_eval.table[cfg.model.name].items()},
         },
         "test": evaluation.table,
@@ -379,7 +380,14 @@ def run_baseline(name: str, options, cls, task, dm, params: dict, cfg: DictConfi
     if "variant" in options:
         key = json.dumps(options["variant"], sort_keys=True)
         if key not in variants:
-            variant, _ = fit_model(cls, dm, {**params, **options["variant"]}, cfg, run_dir / name)
+            # judged like the model itself: on its best validation epoch, not its last
+            monitor, mode = cls.monitor
+            checkpoint = pl.callbacks.ModelCheckpoint(dirpath=str(run_dir / name / "checkpoints"), monitor=monitor,
+                                                      mode=mode, filename="best")
+            variant, _ = fit_model(cls, dm, {**params, **options["variant"]}, cfg, run_dir / name,
+                                   callbacks=[checkpoint])
+            if cfg.callbacks.get("evaluate_best", True):
+                restore_best_weights(variant, checkpoint)
             variants[key] = task.model_outputs(variant, dm, splits)
         outputs = variants[key]
     else:
