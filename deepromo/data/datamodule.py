@@ -1,8 +1,9 @@
 """PromoDataModule: a TaskView -> train/val/test PromoBatches.
 
-Splits 70/15/15 (stratified on the view's label, or by time: oldest customers train, newest
-test), fits the Preprocessor on the training rows only, and serves whole batches by fancy
-indexing pre-built tensors (no per-row collate: an epoch over 1M rows costs a few ms of indexing).
+Splits 70/15/15 (stratified on the view's label, or by time: oldest rows train, newest test; views
+whose rows carry their own label window are cut at whole prediction times with a leak-free gap), fits
+the Preprocessor on the training rows only, and serves whole batches by fancy indexing pre-built tensors
+(no per-row collate: an epoch over 1M rows costs a few ms of indexing).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from deepromo.data.preprocess import Preprocessor
 from deepromo.data.sequences import EventEncoder, pad_sequences
 from deepromo.data.spec import FeatureSpec, LabelSpec, TreatmentSpec
 from deepromo.data.tables import DataValidationError
-from deepromo.data.views import TaskView
+from deepromo.data.views import LABEL_END_COLUMN, TaskView
 
 SPLITS = ("stratified", "time", "random")
 
@@ -126,18 +127,38 @@ def batch_loader(dataset: TensorDictDataset, batch_size: int, shuffle: bool, see
 
 
 def split_indices(
-    view: TaskView, split: str = "stratified", val_share: float = 0.15, test_share: float = 0.15, seed: int = 0
+    view: TaskView, split: str | None = "stratified", val_share: float = 0.15, test_share: float = 0.15,
+    seed: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Row indices of train/val/test. ``time`` orders rows by ``view.time_column`` (oldest -> train)."""
+    """Row indices of train/val/test. ``time`` orders rows by ``view.time_column`` (oldest -> train).
+
+    Views whose rows carry a label window (a ``label_end`` column: rolling prediction points, per-row as_of)
+    are split by time at whole prediction times (:func:`time_split_with_gap`). When a customer has several
+    rows (rolling points) only that split is leak-free, so ``stratified`` / ``random`` are refused; ``None``
+    picks ``time`` for such views and ``stratified`` otherwise.
+    """
     n = len(view)
+    gapped = LABEL_END_COLUMN in view.frame.columns and view.time_column is not None
+    repeated = view.id_column in view.frame.columns and view.frame[view.id_column].duplicated().any()
+    if split is None:
+        split = "time" if repeated else "stratified"
     if split not in SPLITS:
         raise UserInputError(f"unknown split '{split}'; expected one of {SPLITS}")
     if not (0 < val_share < 1 and 0 < test_share < 1 and val_share + test_share < 1):
         raise UserInputError(f"val_share={val_share} and test_share={test_share} must be in (0, 1) with a sum < 1")
+    if repeated and split != "time":
+        raise DataValidationError(
+            f"data.split={split!r} on view '{view.name}', whose {view.id_column} repeats (one row per customer and "
+            f"prediction time): the same customer's neighbouring weeks would land in train and test and training "
+            f"labels would see the test period. Use data.split=time")
     idx = np.arange(n)
     if split == "time":
         if view.time_column is None:
             raise UserInputError(f"split='time' needs a time column, and view '{view.name}' has none")
+        if gapped:
+            return time_split_with_gap(view.frame[view.time_column].to_numpy(dtype=np.float64),
+                                       view.frame[LABEL_END_COLUMN].to_numpy(dtype=np.float64), val_share,
+                                       test_share)
         order = np.argsort(view.frame[view.time_column].to_numpy(), kind="stable")
         n_test, n_val = int(round(n * test_share)), int(round(n * val_share))
         n_train = n - n_val - n_test
@@ -159,6 +180,49 @@ def split_indices(
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
+def time_split_with_gap(as_of: np.ndarray, label_end: np.ndarray, val_share: float = 0.15,
+                        test_share: float = 0.15) -> dict[str, np.ndarray]:
+    """Train / val / test by prediction time, cut between whole prediction times, with no label leaking ahead.
+
+    as_of, label_end: ``[n]`` days, each row's prediction time and the (exclusive) end of its label window.
+    Test = the latest prediction times, about ``test_share`` of the rows. Val = the latest times before the first
+    test time ``t_test`` whose label windows end by ``t_test``, about ``val_share`` of the rows. Train = the
+    rows whose label windows end by the first val time ``t_val``. So no training label sees the val or test
+    period and no val label the test period. Rows whose window crosses a cut are in no split: none when the
+    horizon is at most the grid step (~70/15/15), about ``horizon / step - 1`` prediction times per cut
+    otherwise (taken from train and from the times between val and test). Shares are rounded to whole times.
+    Returns time-ordered row positions per split.
+    """
+    as_of, label_end = np.asarray(as_of, np.float64), np.asarray(label_end, np.float64)
+    times, counts = np.unique(as_of, return_counts=True)
+    if times.size < 3:
+        raise DataValidationError(f"a time split needs at least 3 distinct prediction times, got {times.size} "
+                                  f"({times.tolist()})")
+    n = len(as_of)
+    at_or_after = np.cumsum(counts[::-1])[::-1]  # rows at or after each time
+    i_test = 2 + int(np.argmin(np.abs(at_or_after[2:] - n * test_share)))
+    t_test = times[i_test]
+    fits = np.sort(as_of[label_end <= t_test])  # prediction times of rows that may go to val
+    candidates = times[1:i_test]
+    n_val = fits.size - np.searchsorted(fits, candidates, side="left")
+    n_train = np.searchsorted(np.sort(label_end), candidates, side="right")
+    usable = (n_val > 0) & (n_train > 0)
+    if not usable.any():
+        raise DataValidationError(
+            f"the time split leaves no train or val rows: with test from day {t_test:g}, every earlier label window "
+            f"(up to {float(np.max(label_end - as_of)):g} days) reaches into the next split; use a shorter "
+            f"horizon_days, more prediction times or a smaller test_share")
+    t_val = candidates[np.flatnonzero(usable)[np.argmin(np.abs(n_val[usable] - n * val_share))]]
+    masks = {"train": label_end <= t_val,
+             "val": (as_of >= t_val) & (as_of < t_test) & (label_end <= t_test),
+             "test": as_of >= t_test}
+    out = {}
+    for name, mask in masks.items():
+        rows = np.flatnonzero(mask)
+        out[name] = rows[np.argsort(as_of[rows], kind="stable")]
+    return out
+
+
 MAX_DISCRETE_LEVELS = 32  # a treatment without declared levels and more distinct values than this is continuous
 
 
@@ -166,6 +230,11 @@ def treatment_levels(view: TaskView, values: np.ndarray) -> tuple[float, ...] | 
     """The treatment's discrete levels: the source's (``view.treatment_levels``, checked against the logged
     values), else the distinct logged values when there are at most ``MAX_DISCRETE_LEVELS``, else None."""
     col = view.extras["treatment"]
+    if not np.any(values == 0):
+        raise DataValidationError(
+            f"column '{col}' has no control row (incentive 0 / the control arm): its lowest value is "
+            f"{float(np.min(values)):g}; uplift and response curves are measured against customers who got no "
+            f"incentive, so the data must include some")
     if view.treatment_levels is not None:
         unexpected = np.setdiff1d(np.unique(values), np.asarray(view.treatment_levels, dtype=np.float64))
         if len(unexpected):
@@ -271,7 +340,8 @@ class PromoDataModule(pl.LightningDataModule):
                 col = self.view.extras["treatment"]
                 values = self.view.frame[col].to_numpy(dtype=np.float64)
                 treatment = TreatmentSpec(col, levels=treatment_levels(self.view, values),
-                                          low=float(values.min()), high=float(values.max()))
+                                          low=float(values.min()), high=float(values.max()),
+                                          arms=self.view.treatment_arms)
             self._spec = FeatureSpec(
                 categorical=self.preprocessor.categorical_features(),
                 numeric=self.preprocessor.numeric_features(),

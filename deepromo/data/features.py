@@ -33,28 +33,115 @@ def static_columns(customers: pd.DataFrame, id_column: str = "customer_id") -> t
     return cat, num
 
 
-def behaviour_features(events: pd.DataFrame, customer_ids: np.ndarray, history_end: float) -> pd.DataFrame:
-    """RFM and window aggregates per customer from events before ``history_end`` (days).
+def _per_row(as_of, n: int, what: str = "as_of") -> float | np.ndarray:
+    """A finite scalar day, or ``[n]`` finite days (one per row); else a UserInputError naming ``what``."""
+    if np.ndim(as_of) == 0:
+        value = float(as_of)
+        if not np.isfinite(value):
+            raise UserInputError(f"{what}: expected a finite day number, got {as_of!r}")
+        return value
+    values = np.asarray(as_of, dtype=np.float64)
+    if values.shape != (n,):
+        raise UserInputError(f"{what}: expected one prediction time per row ({n}), got shape {values.shape}")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise UserInputError(f"{what}: expected finite day numbers, got {values[bad][:3].tolist()} at row(s) "
+                             f"{np.flatnonzero(bad)[:3].tolist()}")
+    return values
 
+
+def _by_customer(event_customers: np.ndarray, ts: np.ndarray, uniq: pd.Index):
+    """(event positions, customer codes, times) of the events of ``uniq`` customers sorted by (code, ts);
+    ties keep event order."""
+    code = uniq.get_indexer(event_customers)
+    known = np.flatnonzero(code >= 0)
+    order = known[np.lexsort((ts[known], code[known]))]
+    return order, code[order], ts[order]
+
+
+def _count_before(codes: np.ndarray, times: np.ndarray, row_code: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """[n] number of events sorted by (code, time) that precede (row_code_i, t_i): every earlier customer's events
+    plus row i's customer's events with time < t_i. One sort of events and queries together."""
+    e, n = len(codes), len(row_code)
+    key_code = np.concatenate([codes, row_code])
+    key_time = np.concatenate([times, t])
+    is_event = np.concatenate([np.ones(e, np.int8), np.zeros(n, np.int8)])  # a query sorts before an equal time
+    merged = np.lexsort((is_event, key_time, key_code))
+    where = np.flatnonzero(merged >= e)  # positions of the queries, in merged order
+    out = np.empty(n, dtype=np.int64)
+    out[merged[where] - e] = where - np.arange(n)
+    return out
+
+
+def history_pairs(event_customers, ts, customer_ids, as_of, sort: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Every (row, event) pair of row i's history: the events of customer ``customer_ids[i]`` with ``ts < as_of_i``.
+
+    event_customers, ts: ``[E]`` customer id and day of each event. customer_ids: ``[n]``, may repeat (one
+    customer at several prediction times). as_of: one day or ``[n]`` days.
+    Returns ``(rows [P], events [P])`` int64, sorted by (row, ts) with ties in event order (``sort=False`` with
+    unique ids: in event order). Vectorised: unique ids take one mask over the events; repeated ids take a
+    prefix of each customer's time-sorted events, found by one sort of the events and prediction times together.
+    """
+    ids = pd.Index(np.asarray(customer_ids))
+    n = len(ids)
+    ev_cust = np.asarray(event_customers)
+    ts = np.asarray(ts, dtype=np.float64)
+    scalar = np.ndim(as_of) == 0
+    if ids.is_unique:
+        rows = ids.get_indexer(ev_cust)
+        cut = as_of if scalar else np.where(rows >= 0, np.asarray(as_of, np.float64)[np.maximum(rows, 0)], -np.inf)
+        events = np.flatnonzero((rows >= 0) & in_history(ts, cut))
+        rows = rows[events]
+        if sort:
+            order = np.lexsort((ts[events], rows))
+            rows, events = rows[order], events[order]
+        return rows.astype(np.int64), events.astype(np.int64)
+    uniq = pd.Index(ids.unique())
+    order, codes, times = _by_customer(ev_cust, ts, uniq)
+    row_code = uniq.get_indexer(ids)
+    t = np.full(n, float(as_of)) if scalar else np.asarray(as_of, np.float64)[np.arange(n)]
+    start = np.searchsorted(codes, row_code, side="left")  # each row's customer's first sorted event
+    lengths = _count_before(codes, times, row_code, t) - start
+    rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    within = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return rows, order[np.repeat(start, lengths) + within].astype(np.int64)
+
+
+def window_counts(event_customers, ts, customer_ids, start, end) -> np.ndarray:
+    """``[n]`` int64: the events of each row's customer with ``start_i <= ts < end_i`` (days; scalars or ``[n]``).
+
+    customer_ids may repeat; O((E + n) log(E + n)), no loop over rows.
+    """
+    ids = pd.Index(np.asarray(customer_ids))
+    n = len(ids)
+    uniq = pd.Index(ids.unique())
+    _, codes, times = _by_customer(np.asarray(event_customers), np.asarray(ts, dtype=np.float64), uniq)
+    row_code = uniq.get_indexer(ids)
+    lo, hi = (np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) for v in (start, end))
+    return _count_before(codes, times, row_code, hi) - _count_before(codes, times, row_code, lo)
+
+
+def behaviour_features(events: pd.DataFrame, customer_ids: np.ndarray, history_end) -> pd.DataFrame:
+    """RFM and window aggregates per row from the events before its prediction time ``history_end`` (days).
+
+    history_end: one day for every row, or ``[n]`` days, one per row (then ``customer_ids`` may repeat: one
+    customer at several prediction times; each row reads only its own ``ts < history_end_i`` events).
     Returns a frame with one row per entry of ``customer_ids`` (same order) with columns
     ``recency_days, frequency, monetary, tenure_active_days, <type>_<w>d`` counts,
     ``spend_<w>d``, ``promo_purchase_share``, ``days_since_last_event``, ``avg_basket``.
-    Vectorised with bincount over integer row codes: linear in the number of events.
+    Vectorised with bincount over the (row, event) pairs of :func:`history_pairs`: linear in their number.
     """
     cust = np.asarray(customer_ids)
     n = len(cust)
     ev = events
-    end = float(history_end)
+    end = _per_row(history_end, n, "history_end")
     ev_ts = ev["ts"].to_numpy(dtype=np.float64)
-    keep = in_history(ev_ts, end)
-    rows = pd.Index(cust).get_indexer(ev["customer_id"].to_numpy()[keep])
-    known = rows >= 0  # events of customers not in the table are ignored
-    rows = rows[known]
-    age = end - ev_ts[keep][known]  # days before the end of history, > 0
-    etype = ev["event_type"].to_numpy()[keep][known]
-    amount = ev["amount"].to_numpy(dtype=np.float64)[keep][known]
+    rows, picked = history_pairs(ev["customer_id"].to_numpy(), ev_ts, cust, end, sort=False)
+    age = (end if np.ndim(end) == 0 else end[rows]) - ev_ts[picked]  # days before the prediction time, > 0
+    etype = ev["event_type"].to_numpy()[picked]
+    amount = ev["amount"].to_numpy(dtype=np.float64)[picked]
     promo = (
-        ev["promo_active"].to_numpy()[keep][known].astype(bool)
+        ev["promo_active"].to_numpy()[picked].astype(bool)
         if "promo_active" in ev.columns
         else np.zeros(len(rows), dtype=bool)
     )

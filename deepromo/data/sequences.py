@@ -23,6 +23,7 @@ import pandas as pd
 
 from deepromo.data.encoding import encode, fit_vocabulary
 from deepromo.data.errors import UserInputError
+from deepromo.data.features import history_pairs
 from deepromo.data.spec import SequenceFeature
 from deepromo.data.tables import DataValidationError
 
@@ -35,19 +36,38 @@ EVENT_COLUMNS = ("customer_id", "ts", "event_type", "amount")  # required; categ
 class EventSequences:
     """Ragged event sequences row-aligned with a view: events of row i are ``events.iloc[offsets[i]:offsets[i+1]]``.
 
-    events: the events before ``as_of`` of the view's customers, sorted by (row, ts).
+    events: the events before ``as_of`` of the view's rows, sorted by (row, ts); an event of a customer with
+    several rows (several prediction times) appears once in each of those rows' histories.
     offsets: ``[n + 1]`` int64. as_of: the prediction time in days, one value or one per row.
+    source: when rows share a customer's events, those events once each (what a scorer regroups, with the
+    per-row ``as_of``); None when ``events`` already holds every event once.
     """
 
     events: pd.DataFrame
     offsets: np.ndarray
     as_of: float | np.ndarray
+    source: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+    def distinct_events(self) -> pd.DataFrame:
+        """Every event of these histories once (``source``, else ``events``): the ``events`` a scorer takes."""
+        return self.events if self.source is None else self.source
+
+    def take(self, rows) -> "EventSequences":
+        """The sequences of ``rows`` (positions, in that order; repeats allowed), without regrouping."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = self.lengths()[rows]
+        starts = self.offsets[:-1][rows]
+        within = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        events = self.events.iloc[np.repeat(starts, lengths) + within].reset_index(drop=True)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        as_of = self.as_of if np.ndim(self.as_of) == 0 else np.asarray(self.as_of)[rows]
+        return EventSequences(events, offsets, as_of, self.source)
 
 
 def check_events(events: pd.DataFrame, what: str = "events") -> None:
@@ -66,24 +86,19 @@ def check_events(events: pd.DataFrame, what: str = "events") -> None:
 def group_events(events: pd.DataFrame, customer_ids, as_of) -> EventSequences:
     """The events with ``ts < as_of`` of each of ``customer_ids`` (in that order), sorted by time.
 
-    as_of: the prediction time in days, a scalar or one value per customer.
+    as_of: the prediction time in days, a scalar or one value per row. customer_ids may repeat (one customer
+    at several prediction times): each row then holds its own history, and ``source`` the events once.
     """
     check_events(events)
-    ids = pd.Index(np.asarray(customer_ids))
-    if ids.has_duplicates:
-        raise DataValidationError(f"duplicated customer_id values, e.g. {ids[ids.duplicated()][:3].tolist()}")
-    ts = events["ts"].to_numpy(dtype=np.float64)
-    rows = ids.get_indexer(events["customer_id"].to_numpy())
+    ids = np.asarray(customer_ids)
     as_of = float(as_of) if np.ndim(as_of) == 0 else np.asarray(as_of, dtype=np.float64)
-    cut = as_of if np.ndim(as_of) == 0 else np.where(rows >= 0, as_of[np.maximum(rows, 0)], -np.inf)
-    keep = (rows >= 0) & (ts < cut)
-    kept = events.loc[keep]
-    rows = rows[keep]
-    order = np.lexsort((ts[keep], rows))
-    kept = kept.iloc[order].reset_index(drop=True)
+    rows, picked = history_pairs(events["customer_id"].to_numpy(), events["ts"].to_numpy(dtype=np.float64), ids,
+                                 as_of)
+    kept = events.iloc[picked].reset_index(drop=True)
     counts = np.bincount(rows, minlength=len(ids))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return EventSequences(kept, offsets, as_of)
+    source = None if pd.Index(ids).is_unique else events.iloc[np.unique(picked)].reset_index(drop=True)
+    return EventSequences(kept, offsets, as_of, source)
 
 
 class EventEncoder:

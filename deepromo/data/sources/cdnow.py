@@ -2,8 +2,8 @@
 
 ``CDNOW_master.txt`` holds the 69,659 purchases of the 23,570 customers who first bought at the CD
 retailer CDNOW in the first quarter of 1997, followed until the end of June 1998. One purchase per
-line, whitespace separated, no header: customer id, date ``YYYYMMDD``, number of CDs, dollars, e.g.
-``00001 19970101  1   11.77``. The file is read from ``path`` or, when ``path`` is null, from the
+line, whitespace separated, no header (the Lifetimes copy's one header line is skipped): customer id,
+date ``YYYYMMDD``, number of CDs, dollars, e.g. ``00001 19970101  1   11.77``. The file is read from ``path`` or, when ``path`` is null, from the
 installed ``Lifetimes`` package (``lifetimes/datasets/CDNOW_master.txt``, located with
 ``importlib.util.find_spec``; the package is never imported). Nothing is ever downloaded.
 
@@ -82,6 +82,11 @@ def read_purchases(file: Path) -> pd.DataFrame:
     """The purchase lines as (customer_id int64, date datetime64, cds int64, dollars float64), checked."""
     raw = read_fields(file, FIELDS, NAME, expected=f"{FILE_NAME} format (4 whitespace separated fields per line: "
                                                    f"customer id, date YYYYMMDD, cds, dollars)")
+    # the Lifetimes copy starts with a header line (customer_id date number_of_cds dollar_value), the original not
+    header = len(raw) > 0 and not any(str(raw[f].iloc[0]).replace(".", "", 1).isdigit() for f in FIELDS)
+    if header:
+        raw = raw.iloc[1:].reset_index(drop=True)
+    first = 2 if header else 1  # file line number of data row 0
     if len(raw) == 0:
         raise DataValidationError(f"{NAME}: file '{file.name}' has no purchase lines")
     for field in FIELDS:
@@ -89,7 +94,7 @@ def read_purchases(file: Path) -> pd.DataFrame:
         if missing.any():
             raise DataValidationError(
                 f"{NAME}: file '{file.name}' has {int(missing.sum())} line(s) without a '{field}' field, e.g. data "
-                f"line(s) {(np.flatnonzero(missing)[:3] + 1).tolist()}; expected 4 fields: {', '.join(FIELDS)}"
+                f"line(s) {(np.flatnonzero(missing)[:3] + first).tolist()}; expected 4 fields: {', '.join(FIELDS)}"
             )
 
     def numbers(field: str, integer: bool) -> np.ndarray:
@@ -97,7 +102,7 @@ def read_purchases(file: Path) -> pd.DataFrame:
         bad = ~np.isfinite(x) | (x < 0) | ((np.mod(np.nan_to_num(x), 1) != 0) if integer else False)
         if bad.any():
             rows = np.flatnonzero(bad)[:3]
-            examples = ", ".join(f"{raw[field].iloc[r]!r} (line {r + 1})" for r in rows)
+            examples = ", ".join(f"{raw[field].iloc[r]!r} (line {r + first})" for r in rows)
             kind = "integers >= 0" if integer else "finite numbers >= 0"
             raise DataValidationError(f"{NAME}: field '{field}' of '{file.name}' must hold {kind}, got {examples}")
         return x
@@ -106,7 +111,7 @@ def read_purchases(file: Path) -> pd.DataFrame:
     bad = date.isna().to_numpy()
     if bad.any():
         rows = np.flatnonzero(bad)[:3]
-        examples = ", ".join(f"{raw['date'].iloc[r]!r} (line {r + 1})" for r in rows)
+        examples = ", ".join(f"{raw['date'].iloc[r]!r} (line {r + first})" for r in rows)
         raise DataValidationError(f"{NAME}: field 'date' of '{file.name}' must be a date YYYYMMDD, got {examples}")
     return pd.DataFrame({
         "customer_id": numbers("customer_id", True).astype(np.int64),

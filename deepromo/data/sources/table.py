@@ -39,7 +39,7 @@ OFFER_TEXT, OFFER_NUMBERS = ("offer_type", "timing"), ("face_value", "duration_d
 PRODUCT_TEXT = ("category", "brand")
 # columns the views add next to the customers table's columns: a feature may not carry these names
 VIEW_COLUMNS = ("customer_id", "segment", "engaged", "treated", "first_seen", "incentive", "propensity",
-                "purchased", "campaign_incentive")
+                "purchased", "campaign_incentive", "as_of", "label_end")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -258,9 +258,11 @@ def load_table(
     categorical=None,
     time: str | None = None,
     propensity: str | None = None,
+    as_of: str | None = None,
     treatment_type: str = "auto",
     control=None,
     arms=None,
+    arms_ordered: bool = False,
     label_positive=None,
     revenue: str | None = None,
     engaged: str | None = None,
@@ -281,15 +283,20 @@ def load_table(
     path: rows file(s), one row per customer. id / label / treatment / time / propensity / revenue /
         engaged / offer: column names of those roles (null = absent). numeric, categorical: feature columns.
     treatment_type: auto | binary | categorical | numeric. control: the no-treatment arm (categorical).
-    arms: order of the treated arms (level 1..K). label_positive: the label value meaning 1.
+    arms: order of the treated arms (level 1..K). arms_ordered: the arms are ordered amounts (e.g. small <
+        medium < large discount, so monotone models apply); false (default): unordered arms, whose order in
+        ``arms`` is only a labelling. label_positive: the label value meaning 1.
     time_unit: unit of numeric times (days | hours | seconds). history_end: end of the behaviour history
         (days, or a date string with timestamp times); null = derived. response_days: response window length.
+    as_of: column with each row's prediction time (same kind and unit as ``time``): that row's features read
+        only events before it and a derived label is a purchase in ``[as_of, as_of + response_days)``;
+        kept as ``meta["as_of"]`` (customer_id, as_of days) for the views. null = ``history_end`` for every row.
     events_path / offers_path / products_path: optional files; ``*_columns``: canonical -> file column names.
     event_type_map: file event type -> canonical event type (e.g. {order: purchase}).
     """
     roles = {o: _column_option(v, o) for o, v in (("id", id), ("label", label), ("treatment", treatment),
                                                    ("time", time), ("propensity", propensity), ("revenue", revenue),
-                                                   ("engaged", engaged), ("offer", offer))}
+                                                   ("engaged", engaged), ("offer", offer), ("as_of", as_of))}
     numeric, categorical = _column_list(numeric, "numeric"), _column_list(categorical, "categorical")
     _check_options(roles, numeric, categorical, treatment_type, time_unit, response_days, arms, label_positive,
                    events_path)
@@ -300,12 +307,18 @@ def load_table(
     given_label = _given_label(rows, roles, label_positive)  # checked before any events file is read
     treated, incentive, levels, arm_names, arm_levels, kind = _treatment(
         rows, roles["treatment"], treatment_type, control, arms)
+    if not isinstance(arms_ordered, bool):
+        raise UserInputError(f"{NAME}: option arms_ordered must be true or false, got {arms_ordered!r}")
+    # two or more treated arms that are labels, not amounts: no model may read their codes as an order
+    unordered = arm_levels is not None and not arms_ordered and len(arm_levels) > 2
+    arm_order = None if not unordered else tuple(sorted(arm_levels, key=arm_levels.get))
     p = _propensity(rows, roles["propensity"], incentive, treated, levels)
     timeline = _timeline(rows, roles, time_unit, history_end, R, events_path, events_columns, event_type_map)
     events, redemptions, offer_exposures, n_unknown = _events(timeline.events_raw, timeline.event_days, ids,
                                                               original_ids, timeline.event_source)
     H = timeline.history_end
-    purchased, rev = given_label if given_label is not None else _window_label(events, ids, H, R)
+    start = H if timeline.as_of_days is None else timeline.as_of_days
+    purchased, rev = given_label if given_label is not None else _window_label(events, ids, start, R)
     outcomes = pd.DataFrame({"customer_id": ids, "purchased": purchased.astype(np.int8),
                              "revenue": rev.astype(np.float64)})
     exposures = _exposures(rows, roles, ids, timeline, treated, incentive, p, arm_names)
@@ -333,6 +346,8 @@ def load_table(
                                       else float(decision_days.max() - decision_days.min())),
         "redemptions": redemptions,
         "offer_exposures": offer_exposures,
+        "as_of": (None if timeline.as_of_days is None
+                  else pd.DataFrame({"customer_id": ids, "as_of": timeline.as_of_days})),
     }
     meta.update({k: v for k, v in extras.items() if v is not None})
     for option, value in (("events_path", events_path), ("offers_path", offers_path), ("products_path", products_path)):
@@ -340,7 +355,8 @@ def load_table(
             meta["files"][option] = [str(f) for f in resolve_files(value, option, NAME)]
     data = CanonicalData(
         customers=customers, events=events, exposures=exposures, outcomes=outcomes, products=products,
-        offers=offers, truth=None, history_end=H, response_days=R, incentive_levels=levels, name=NAME, meta=meta,
+        offers=offers, truth=None, history_end=H, response_days=R, incentive_levels=levels, arm_names=arm_order,
+        name=NAME, meta=meta,
     )
     return data.validate()
 
@@ -430,6 +446,7 @@ class _Timeline:
     events_raw: pd.DataFrame | None  # the events as read (canonical column names), None without events_path
     event_days: np.ndarray | None  # [events] days
     event_source: dict[str, str]  # canonical event column -> file column
+    as_of_days: np.ndarray | None = None  # [n] days, each row's prediction time; None without an as_of column
 
 
 def _timeline(rows: pd.DataFrame, roles: dict[str, str | None], time_unit: str, history_end, R: float,
@@ -437,6 +454,15 @@ def _timeline(rows: pd.DataFrame, roles: dict[str, str | None], time_unit: str, 
     decision, time_kind = (None, None)
     if roles["time"] is not None:
         decision, time_kind = _parse_time(rows[roles["time"]], roles["time"], time_unit, NAME)
+    as_of, as_of_kind = (None, None)
+    if roles["as_of"] is not None:
+        as_of, as_of_kind = _parse_time(rows[roles["as_of"]], roles["as_of"], time_unit, NAME)
+        if time_kind is not None and as_of_kind != time_kind:
+            raise DataValidationError(
+                f"{NAME}: column '{roles['time']}' holds {'timestamps' if time_kind == 'datetime' else 'numbers'} "
+                f"but as_of column '{roles['as_of']}' holds "
+                f"{'timestamps' if as_of_kind == 'datetime' else 'numbers'}; both must be of the same kind")
+        time_kind = time_kind or as_of_kind
     events_raw, ev_time, ev_kind, ev_source = None, None, None, {}
     if events_path is not None:
         files = resolve_files(events_path, "events_path", f"{NAME} events")
@@ -445,17 +471,21 @@ def _timeline(rows: pd.DataFrame, roles: dict[str, str | None], time_unit: str, 
         ev_time, ev_kind = _parse_time(events_raw["ts"], ev_source["ts"], time_unit, f"{NAME} events")
         if time_kind is not None and len(ev_time) and ev_kind != time_kind:
             raise DataValidationError(
-                f"{NAME}: column '{roles['time']}' holds {'timestamps' if time_kind == 'datetime' else 'numbers'} "
-                f"but events column '{ev_source['ts']}' holds {'timestamps' if ev_kind == 'datetime' else 'numbers'}; "
+                f"{NAME}: column '{roles['time'] or roles['as_of']}' holds "
+                f"{'timestamps' if time_kind == 'datetime' else 'numbers'} but events column '{ev_source['ts']}' "
+                f"holds {'timestamps' if ev_kind == 'datetime' else 'numbers'}; "
                 f"both must be of the same kind"
             )
     kind = time_kind or (ev_kind if ev_time is not None and len(ev_time) else None)
     day0 = None
     if kind == "datetime":
-        starts = [a.min() for a in (decision, ev_time) if a is not None and len(a) and a.dtype.kind == "M"]
+        starts = [a.min() for a in (decision, as_of, ev_time) if a is not None and len(a) and a.dtype.kind == "M"]
         day0 = min(starts).astype("datetime64[D]").astype("datetime64[ns]")
-    decision_days, ev_days = _days(decision, day0), _days(ev_time, day0)
-    H = _history_end(history_end, decision_days, ev_days, roles["label"] is None, R, day0)
+    decision_days, ev_days, as_of_days = _days(decision, day0), _days(ev_time, day0), _days(as_of, day0)
+    H = _history_end(history_end, decision_days if as_of_days is None else as_of_days, ev_days,
+                     roles["label"] is None, R, day0)
+    if as_of_days is not None:
+        _check_as_of(rows, roles, as_of_days, decision_days, H)
     if decision_days is not None:
         early = decision_days < H
         if early.any():
@@ -464,7 +494,24 @@ def _timeline(rows: pd.DataFrame, roles: dict[str, str | None], time_unit: str, 
                 f"(column '{roles['time']}', e.g. {_examples(rows[roles['time']], early)}); features would see "
                 f"events after those decisions — set history_end to at most the earliest decision time"
             )
-    return _Timeline(decision_days, H, day0, kind, events_raw, ev_days, ev_source)
+    return _Timeline(decision_days, H, day0, kind, events_raw, ev_days, ev_source, as_of_days)
+
+
+def _check_as_of(rows: pd.DataFrame, roles: dict[str, str | None], as_of: np.ndarray, decision, H: float) -> None:
+    """Each row's prediction time is at or after history_end and not after its own decision time."""
+    column = roles["as_of"]
+    early = as_of < H
+    if early.any():
+        raise DataValidationError(
+            f"{NAME}: as_of column '{column}' has {int(early.sum())} prediction time(s) before history_end (day "
+            f"{H:g}), e.g. {_examples(rows[column], early)}; history_end may be at most the earliest as_of")
+    if decision is not None:
+        late = as_of > decision
+        if late.any():
+            raise DataValidationError(
+                f"{NAME}: as_of column '{column}' is after the decision time (column '{roles['time']}') in "
+                f"{int(late.sum())} row(s), e.g. {_examples(rows[column], late)}; features would see events after "
+                f"the decision — a row's as_of must be at or before its decision time")
 
 
 def _exposures(rows: pd.DataFrame, roles: dict[str, str | None], ids: np.ndarray, timeline: _Timeline,
@@ -472,7 +519,8 @@ def _exposures(rows: pd.DataFrame, roles: dict[str, str | None], ids: np.ndarray
     n = len(rows)
     exp = {
         "customer_id": ids,
-        "ts": timeline.decision_days if timeline.decision_days is not None else np.full(n, timeline.history_end),
+        "ts": (timeline.decision_days if timeline.decision_days is not None
+               else timeline.as_of_days if timeline.as_of_days is not None else np.full(n, timeline.history_end)),
         "treatment": treated.astype(np.int8),
         "incentive": incentive.astype(np.float64),
         "propensity": p.astype(np.float64),
@@ -639,11 +687,15 @@ def _history_end(option, decision_days, ev_days, label_derived: bool, R: float, 
     return 0.0
 
 
-def _window_label(events: pd.DataFrame, ids: np.ndarray, H: float, R: float) -> tuple[np.ndarray, np.ndarray]:
-    """(purchased int8, revenue) per customer from purchase events in [H, H + R); a constant label is an error."""
+def _window_label(events: pd.DataFrame, ids: np.ndarray, H, R: float) -> tuple[np.ndarray, np.ndarray]:
+    """(purchased int8, revenue) per customer from purchase events in [H, H + R); H: one day or [n] days (each
+    row's as_of). A constant label is an error."""
     ts = events["ts"].to_numpy(np.float64)
-    sel = (events["event_type"] == "purchase").to_numpy() & (ts >= H) & (ts < H + R)
-    rows = pd.Index(ids).get_indexer(events["customer_id"].to_numpy()[sel])
+    rows = pd.Index(ids).get_indexer(events["customer_id"].to_numpy())
+    start = np.where(rows >= 0, np.broadcast_to(np.asarray(H, dtype=np.float64), (len(ids),))[np.maximum(rows, 0)],
+                     np.inf)
+    sel = (events["event_type"] == "purchase").to_numpy() & (rows >= 0) & (ts >= start) & (ts < start + R)
+    rows = rows[sel]
     count = np.bincount(rows, minlength=len(ids))
     revenue = np.bincount(rows, weights=events["amount"].to_numpy(np.float64)[sel], minlength=len(ids))
     purchased = (count > 0).astype(np.int8)
