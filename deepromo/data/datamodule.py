@@ -257,7 +257,7 @@ class PromoDataModule(pl.LightningDataModule):
         self,
         view: TaskView,
         batch_size: int = 512,
-        split: str = "stratified",
+        split: str | None = None,
         val_share: float = 0.15,
         test_share: float = 0.15,
         seed: int = 0,

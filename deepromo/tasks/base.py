@@ -83,7 +83,7 @@ class Task:
         """The datamodule that serves ``view`` (options: the model's ``datamodule_options``)."""
         from deepromo.data.datamodule import PromoDataModule
 
-        return PromoDataModule(view, batch_size=batch_size, split=split or "stratified", seed=seed,
+        return PromoDataModule(view, batch_size=batch_size, split=split, seed=seed,
                                **(options or {}))
 
     def splits_to_score(self, split: str) -> tuple[str, ...]:

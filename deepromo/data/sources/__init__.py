@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,6 +71,14 @@ def load_source(name: str, encoding: str | None = None, **options) -> CanonicalD
 
     if name not in _SOURCES:
         raise UnknownSourceError(f"unknown data source '{name}'; valid sources are {list_sources()}")
+    accepted = inspect.signature(_SOURCES[name]).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise UserInputError(f"data source '{name}' takes no option(s) {unknown} (data.options); its options "
+                                 f"are {sorted(accepted)}" + (" — debug=tiny sets n_customers, which only the "
+                                                              "synthetic source takes" if "n_customers" in unknown
+                                                              else ""))
     with text_encoding(encoding):
         return _SOURCES[name](**options)
 

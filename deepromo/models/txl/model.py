@@ -304,11 +304,11 @@ class TransformerXLPurchase(PromoModel):
 
     def example_frame(self, view, rows: int = 5) -> pd.DataFrame:
         """Registry input example: feature columns, ``customer_id``, ``as_of`` and ``event_history`` (JSON)."""
-        frame = view.frame.head(rows)
-        head = group_events(view.sequences.events, frame["customer_id"].to_numpy(), view.sequences.as_of)
-        out = frame[["customer_id", *self.preprocessor.columns]].copy()
-        out["as_of"] = float(np.max(view.sequences.as_of))
-        out[HISTORY_COLUMN] = events_to_history(head)
+        head = view.subset(np.arange(min(rows, len(view))))  # each row's own history and as_of (rolling views too)
+        out = head.frame[["customer_id", *self.preprocessor.columns]].copy()
+        as_of = head.sequences.as_of
+        out["as_of"] = float(as_of) if np.ndim(as_of) == 0 else np.asarray(as_of, dtype=np.float64)
+        out[HISTORY_COLUMN] = events_to_history(head.sequences)
         return out
 
 
