@@ -13,6 +13,10 @@ import threading
 
 from deepromo.data.errors import UserInputError
 
+# OpenMP threads that busy-wait (the default) make scikit-learn's gradient boosting 30-50x slower whenever another
+# process shares the cores (measured on 2 cores); the entry scripts import this module before any OpenMP library.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def terminate_as_interrupt(signum, frame):  # noqa: ARG001 - the signal handler signature
     """SIGTERM (a scheduler stopping the job) unwinds like Ctrl-C, so runs are marked KILLED and files cleaned."""

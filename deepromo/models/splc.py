@@ -52,7 +52,8 @@ class TwoStageSPLC(PromoModel):
                    {"hidden": 8, "stage2_hidden": 8, "label_correction": False},
                    {"hidden": 8, "stage2_hidden": 8, "correction": "neg_to_pos", "warmup_epochs": 0,
                     "stage2_loss": "focal_margin"}]
-    monitor = ("val/stage2_auc", "max")
+    # stage 2's validation AUC, shifted below every corrected epoch's during the warm-up (see on_validation_epoch_end)
+    monitor = ("val/selection_auc", "max")
     output_columns = ("p_inactive", "p_unengaged", "p_engaged", "p_active", "p_prompted", "score", "pred_prompted")
 
     def __init__(self, spec, **hparams):
@@ -77,6 +78,7 @@ class TwoStageSPLC(PromoModel):
                 for name, metric in (("stage1_bacc", MulticlassRecall(3, average="macro")), ("stage2_auc", BinaryAUROC()))
             }
         )
+        self.selection_auc = BinaryAUROC()
 
     @classmethod
     def hparams_from_data(cls, datamodule) -> dict:
@@ -155,4 +157,18 @@ class TwoStageSPLC(PromoModel):
         auc = self.metrics[f"{stage}_stage2_auc"]
         if purchasers.any():
             auc.update(out["p_prompted"][purchasers], (y[purchasers] == ENGAGED).long())
+            if stage == "val":
+                self.selection_auc.update(out["p_prompted"][purchasers], (y[purchasers] == ENGAGED).long())
         self.log(f"{stage}/stage2_auc", auc, on_step=False, on_epoch=True)
+
+    def on_validation_epoch_end(self) -> None:
+        # The best-epoch checkpoint is chosen on stage 2's AUC against the *observed* (noisy) label, which label
+        # correction does not raise; left alone it picks a warm-up epoch and the corrected weights are never the
+        # ones evaluated. So warm-up epochs score auc - 1 (in [-1, 0]): the selection prefers any corrected epoch,
+        # and still the best warm-up epoch when training ends before correction starts.
+        if self.selection_auc.update_count == 0:
+            return
+        value = self.selection_auc.compute()
+        self.selection_auc.reset()
+        warming_up = bool(self.hparams.label_correction) and not self.correction_active()
+        self.log("val/selection_auc", value - 1.0 if warming_up else value)
