@@ -15,7 +15,6 @@ is no order to be monotone in: each arm k > 0 gets its own unconstrained increme
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,6 +22,7 @@ from torchmetrics.classification import BinaryAUROC
 
 from deepromo.models.base import HyperParameterError, PromoModel
 from deepromo.models.layers import FeatureEncoder, mlp
+from deepromo.models.layers.response import ResponseCurveOutputs
 from deepromo.models.registry import register_model
 
 
@@ -33,7 +33,7 @@ def thermometer(c: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
 
 
 @register_model("dipn")
-class IsotonicResponseNet(PromoModel):
+class IsotonicResponseNet(ResponseCurveOutputs, PromoModel):
     task = "response"
     required_keys = ("cat", "num", "treatment", "y")
     defaults = {
@@ -156,28 +156,6 @@ class IsotonicResponseNet(PromoModel):
         loss = bce.mean()
         smooth = self.smoothness_penalty(out["increments"])
         return {"loss": loss + self.hparams.smoothness * smooth, "bce": loss, "smoothness": smooth}
-
-    def update_metrics(self, batch, out, stage):
-        if stage == "train":
-            return
-        auc = self.metrics[f"{stage}_auc"]
-        auc.update(out["p"], batch["y"].long())
-        self.log(f"{stage}/auc", auc, on_step=False, on_epoch=True)
-
-    def frame_columns(self) -> list[str]:
-        """``p`` at the logged incentive, then ``p_at_<level>`` for every knot (the curve's columns)."""
-        return ["p", *(f"p_at_{level:g}" for level in self.levels)]
-
-    def output_frame(self, arrays, index=None) -> pd.DataFrame:
-        frame = pd.DataFrame(np.asarray(arrays["curve"]), columns=self.frame_columns()[1:], index=index)
-        frame.insert(0, "p", arrays["p"])
-        return frame
-
-    def frame_inputs(self, df: pd.DataFrame) -> dict[str, torch.Tensor]:
-        name = self.spec.treatment.name if self.spec.treatment else "incentive"
-        if name in df.columns:
-            return {"treatment": torch.tensor(pd.to_numeric(df[name]).to_numpy(np.float32))}
-        return {}
 
     @torch.inference_mode()
     def predict_curve(self, tensors: dict[str, torch.Tensor], batch_size: int = 65536) -> np.ndarray:

@@ -10,7 +10,6 @@ no monotonicity: the levels may be unordered arms (e.g. Hillstrom's Mens / Women
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,11 +17,12 @@ from torchmetrics.classification import BinaryAUROC
 
 from deepromo.models.base import HyperParameterError, PromoModel
 from deepromo.models.layers import FeatureEncoder, mlp
+from deepromo.models.layers.response import ResponseCurveOutputs
 from deepromo.models.registry import register_model
 
 
 @register_model("tarnet")
-class TARNet(PromoModel):
+class TARNet(ResponseCurveOutputs, PromoModel):
     task = "response"
     required_keys = ("cat", "num", "treatment", "y")
     defaults = {
@@ -124,29 +124,6 @@ class TARNet(PromoModel):
     def compute_loss(self, batch, out):
         outcome, log_loss = self.outcome_loss(batch, out)
         return {"loss": outcome, "log_loss": log_loss}
-
-    def update_metrics(self, batch, out, stage):
-        if stage == "train":
-            return
-        auc = self.metrics[f"{stage}_auc"]
-        auc.update(out["p"], batch["y"].long())
-        self.log(f"{stage}/auc", auc, on_step=False, on_epoch=True)
-
-    def frame_columns(self) -> list[str]:
-        """``p`` at the logged level, then ``p_at_<level>`` for every level (the curve's columns)."""
-        return ["p", *(f"p_at_{level:g}" for level in self.levels)]
-
-    def output_frame(self, arrays, index=None) -> pd.DataFrame:
-        frame = pd.DataFrame(np.asarray(arrays["curve"]), columns=self.frame_columns()[1:], index=index)
-        frame.insert(0, "p", arrays["p"])
-        return frame
-
-    def frame_inputs(self, df: pd.DataFrame) -> dict[str, torch.Tensor]:
-        """The logged treatment when the frame has its column (else ``p`` is at the first level)."""
-        name = self.spec.treatment.name
-        if name in df.columns:
-            return {"treatment": torch.tensor(pd.to_numeric(df[name]).to_numpy(np.float32))}
-        return {}
 
     @torch.inference_mode()
     def predict_curve(self, tensors: dict[str, torch.Tensor], batch_size: int = 65536) -> np.ndarray:
