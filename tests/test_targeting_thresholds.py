@@ -13,8 +13,11 @@ from deepromo.tasks.targeting import purchase_uplift_metrics, randomised_groups,
 def test_validation_threshold_maximises_f1_by_hand():
     y = np.array([1, 1, 0, 1, 0, 0])
     score = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1])
-    # score >= 0.6 targets 4 rows with 3 hits: F1 = 2*0.75*1/(1.75) = 0.857, the best cut
-    assert validation_threshold(y, score) == pytest.approx(0.6)
+    # score >= 0.6 targets 4 rows with 3 hits: F1 = 2*0.75*1/(1.75) = 0.857, the best cut; the threshold is
+    # the midpoint between that cut and the next score below it (0.2), so exactly those 4 rows are targeted
+    threshold = validation_threshold(y, score)
+    assert threshold == pytest.approx(0.4)
+    assert (score >= threshold).tolist() == [True, True, True, True, False, False]
     assert validation_threshold(np.zeros(3, dtype=int), np.array([0.1, 0.2, 0.3])) == float("inf")
 
 

@@ -19,15 +19,12 @@ from deepromo.tasks.base import BOOTSTRAP_REPLICATES, Evaluation, Task, sklearn_
 
 def validation_threshold(y_val: np.ndarray, score_val: np.ndarray) -> float:
     """The score threshold (target score >= t) that maximises F1 against ``y_val`` (the same rule for every
-    method); +inf (target nobody) when the validation split has no positive."""
-    from sklearn.metrics import precision_recall_curve
+    method, the purchase task's ``best_f1_threshold``); +inf (target nobody) when validation has no positive."""
+    from deepromo.metrics.purchase import best_f1_threshold
 
     if y_val.sum() == 0:
         return float("inf")
-    precision, recall, thresholds = precision_recall_curve(y_val, score_val)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(precision),
-                   where=(precision + recall) > 0)
-    return float(thresholds[int(np.argmax(f1[:-1]))])
+    return best_f1_threshold(y_val, score_val)
 
 
 def randomised_groups(frame) -> np.ndarray | None:
