@@ -147,3 +147,15 @@ def write_fake_hillstrom(path: Path, n: int = 600, seed: int = 0) -> Path:
 def fake_hillstrom():
     """``write_fake_hillstrom(path, n=600, seed=0)``: a Hillstrom-format CSV with a planted e-mail effect."""
     return write_fake_hillstrom
+
+
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` as a module (benchmarks/ is a folder of scripts, not a package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
