@@ -82,18 +82,20 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None, digits: i
     return "\n".join(lines)
 
 
-def write_results(name: str, title: str, sections: list[tuple[str, str]], data: dict) -> Path:
-    """Write ``results/<name>.md`` (title, machine, sections of Markdown) and ``results/<name>.json``."""
+def write_results(name: str, title: str, sections: list[tuple[str, str]], data: dict, command: str | None = None
+                  ) -> Path:
+    """Write ``results/<name>.md`` (title, machine, sections of Markdown) and ``results/<name>.json``; ``command``:
+    the command line that made them (default ``python benchmarks/<name>.py``)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     info = machine()
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    md = [f"# {title}", "", f"Run {stamp} with `python benchmarks/{name}.py`.", "",
+    md = [f"# {title}", "", f"Run {stamp} with `{command or f'python benchmarks/{name}.py'}`.", "",
           "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items() if v is not None), ""]
     for heading, body in sections:
         md += [f"## {heading}", "", body, ""]
     path = RESULTS_DIR / f"{name}.md"
     path.write_text("\n".join(md))
     (RESULTS_DIR / f"{name}.json").write_text(
-        json.dumps({"name": name, "title": title, "run_at": stamp, "machine": info, **data}, indent=2, default=float)
+        json.dumps({"name": name, "title": title, "run_at": stamp, "command": command, "machine": info, **data}, indent=2, default=float)
     )
     return path

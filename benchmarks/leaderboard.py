@@ -90,33 +90,37 @@ DOCS_MARKERS = ("<!-- leaderboard:start -->", "<!-- leaderboard:end -->")
 VERSION = 1  # part of every cell key: bump it when the way a cell is computed changes
 HILLSTROM_CSV = (ROOT / ".." / "shared" / "data" / "hillstrom.csv").resolve()  # ../shared/data from the repo root
 
-# The Complete Journey purchase view. Rolling weekly prediction points (one row per household and week, time split
-# with a gap) are switched on by this one edit:
-#   COMPLETEJOURNEY_PURCHASE_VIEW = ("data.view_options.points_every_days=7", "data.split=time")
-COMPLETEJOURNEY_PURCHASE_VIEW: tuple[str, ...] = ()
+# The Complete Journey purchase view: rolling prediction points (one row per household every 28 days, each asking
+# "a purchase in the next 7 days?"), time split with a leak-free gap: ~30,000 rows (~4,300 test) against 2,469 with
+# one point per household. Weekly points (points_every_days=7, 118,737 rows) are 4x the rows and 4x the txl fit time
+# (498 s per fit on 2 cores), which puts the full run past a few hours.
+COMPLETEJOURNEY_PURCHASE_VIEW: tuple[str, ...] = ("+data.view_options.points_every_days=28", "data.split=time")
 
 
 @dataclass(frozen=True)
 class Dataset:
     """One dataset: its ``train.py`` data overrides, the tasks it serves, the extra overrides of one task's view,
-    the overrides that make it small in ``--quick``, and whether ``--quick`` subsamples its (flat) rows."""
+    the overrides that make it small in ``--quick``, whether ``--quick`` subsamples its (flat) rows, and the tasks
+    whose deepromo models also get a seed-ensemble row (``--ensemble``)."""
 
     overrides: tuple[str, ...]
     tasks: tuple[str, ...]
     task_overrides: dict = field(default_factory=dict)
     quick_overrides: tuple[str, ...] = ()
     subsample_rows: bool = False
+    ensemble_tasks: tuple[str, ...] = ()
 
 
-def hillstrom(arm: str, outcome: str, tasks: tuple[str, ...] = ("response", "targeting")) -> Dataset:
+def hillstrom(arm: str, outcome: str, tasks: tuple[str, ...] = ("response", "targeting"),
+              ensemble_tasks: tuple[str, ...] = ()) -> Dataset:
     return Dataset(("data=hillstrom", f"data.options.path={HILLSTROM_CSV}", f"data.options.treatment_arm={arm}",
-                    f"data.options.outcome={outcome}"), tasks, subsample_rows=True)
+                    f"data.options.outcome={outcome}"), tasks, subsample_rows=True, ensemble_tasks=ensemble_tasks)
 
 
 DATASETS: dict[str, Dataset] = {
     "synthetic": Dataset(("data=synthetic",), ("targeting", "response", "purchase", "ranking"),
                          quick_overrides=("data.options.n_customers=3000",)),
-    "hillstrom_any_visit": hillstrom("any", "visit"),
+    "hillstrom_any_visit": hillstrom("any", "visit", ensemble_tasks=("response",)),
     "hillstrom_any_conversion": hillstrom("any", "conversion"),
     "hillstrom_mens_visit": hillstrom("mens", "visit"),
     "hillstrom_womens_visit": hillstrom("womens", "visit"),
@@ -129,8 +133,8 @@ DATASETS: dict[str, Dataset] = {
     "cdnow": Dataset(("data=cdnow",), ("purchase",), quick_overrides=("data.options.max_customers=3000",)),
 }
 QUICK_DATASETS = ("synthetic", "hillstrom_any_visit", "hillstrom_multi_visit", "completejourney", "cdnow")
-QUICK = {"seeds": 2, "epochs": 2, "trials": 2, "row_share": 0.3, "n_boot": 200}
-FULL = {"seeds": 5, "epochs": None, "trials": 20, "row_share": 1.0, "n_boot": 1000}  # epochs None: the config's
+QUICK = {"seeds": 2, "epochs": 2, "trials": 2, "row_share": 0.3, "n_boot": 200, "ensemble": 2}
+FULL = {"seeds": 5, "epochs": None, "trials": 5, "row_share": 1.0, "n_boot": 1000, "ensemble": 3}  # epochs None: the config's
 
 # Threshold-free metrics first. PRIMARY: compared with the best baseline by the paired bootstrap (the first one
 # picks the strongest baseline to tune); the names are those of each task's evaluator table.
@@ -165,6 +169,16 @@ class Method:
 
     def spec(self) -> dict:
         return {"name": self.name, "kind": self.kind, "model": self.model, "options": self.options}
+
+
+def ensemble_methods(methods: Sequence[Method], size: int) -> list[Method]:
+    """``<model>_ensemble_<size>`` for every deepromo model among ``methods``: the mean of the predictions of
+    ``size`` fits that differ only in their initialisation seed (same split, same settings; ``size`` x the fit
+    time). Nothing to add when ``size`` < 2."""
+    if size < 2:
+        return []
+    return [Method(f"{m.name}_ensemble_{size}", "model", m.model, {"ensemble": size}) for m in methods
+            if m.kind == "model" and not m.options.get("ensemble")]
 
 
 def model_config_file(model: str) -> Path:
@@ -563,6 +577,34 @@ def deep_params(method: Method, cfg, tuned: dict | None = None) -> dict:
     return {**(to_primitive(cfg.model.params) or {}), **(method.options.get("variant") or {}), **(tuned or {})}
 
 
+ENSEMBLE_SEED_STEP = 1000  # ensemble member j trains with seed + 1000 j (the leaderboard's seeds are 0..N-1)
+
+
+class AveragedPredictions:
+    """Stands in for a trained model in ``task.model_outputs``: ``predict_split`` is the element-wise mean of the
+    members' float arrays (probabilities, curves); everything else is the first member's."""
+
+    def __init__(self, models: Sequence):
+        self.models = list(models)
+
+    def __getattr__(self, name: str):
+        return getattr(self.models[0], name)
+
+    def predict_split(self, dm, split: str) -> dict:
+        arrays = [m.predict_split(dm, split) for m in self.models]
+        mean = {}
+        for key, first in arrays[0].items():
+            values = [np.asarray(a[key]) for a in arrays]
+            if np.issubdtype(values[0].dtype, np.floating):
+                mean[key] = np.mean(values, axis=0)
+            elif all(np.array_equal(values[0], v) for v in values[1:]):
+                mean[key] = first  # ids, masks: the same for every member
+            else:
+                raise ValueError(f"ensemble: prediction '{key}' ({values[0].dtype}) differs between members and is "
+                                 "not a float array to average")
+        return mean
+
+
 class MethodRunner:
     """Scores methods on one (dataset, seed): ``outputs(method, task, splits, params)`` -> ``{split: outputs}``.
     Deep fits are memoised per (task, model, params, splits) so two baselines that use the same variant (dipn's
@@ -584,12 +626,15 @@ class MethodRunner:
         cfg = self.data.config(task_name, method.model)
         params = deep_params(method, cfg, tuned)
         dm = self.data.datamodule(task_name, cls, params)
-        key = (task_name, method.model, json.dumps(params, sort_keys=True, default=str), splits)
+        size = int(method.options.get("ensemble") or 1)
+        key = (task_name, method.model, json.dumps(params, sort_keys=True, default=str), splits, size)
         if key not in self.fits:
-            run_dir = Path(tempfile.mkdtemp(prefix="fit_", dir=self.data.work_dir))
-            model = train_deep(cls, dm, params, cfg, run_dir, self.data.seed)
-            self.fits[key] = task.model_outputs(model, dm, splits)
-            shutil.rmtree(run_dir, ignore_errors=True)
+            models = []
+            for member in range(size):  # member 0 has the cell's seed: the single model's fit
+                run_dir = Path(tempfile.mkdtemp(prefix="fit_", dir=self.data.work_dir))
+                models.append(train_deep(cls, dm, params, cfg, run_dir, self.data.seed + ENSEMBLE_SEED_STEP * member))
+                shutil.rmtree(run_dir, ignore_errors=True)
+            self.fits[key] = task.model_outputs(models[0] if size == 1 else AveragedPredictions(models), dm, splits)
         outputs = self.fits[key]
         step = method.options.get("postprocess")
         if step:
@@ -730,6 +775,8 @@ def run_dataset(args, dataset: str, methods: dict[str, list[Method]], log: Calla
     """Every cell of one dataset (untuned on every seed, then the tuned rows); returns the per-task records:
     {task: {"rows": {row name: {method, kind, tuned, seeds: {seed: record}}}, "tuning": {...}}}."""
     tasks = [t for t in DATASETS[dataset].tasks if t in methods]
+    methods = {t: [*ms, *(ensemble_methods(ms, args.ensemble) if t in DATASETS[dataset].ensemble_tasks else [])]
+               for t, ms in methods.items()}
     results = {t: {"rows": {}, "tuning": {}} for t in tasks}
     settings = {"quick": args.quick, "threads": args.threads, "epochs": args.epochs, "row_share": args.row_share,
                 "first_model": {t: next((m.model for m in methods[t] if m.kind == "model"), None) or
@@ -814,7 +861,7 @@ def tuning_candidates(rows: dict, methods: list[Method], task: str, log) -> list
                               .values() if r.get("status") == "ok"])[0]
              for m in methods if m.kind == "baseline" and m.name in tunable}
     means = {k: v for k, v in means.items() if math.isfinite(v)}
-    chosen = [m for m in methods if m.kind == "model"]
+    chosen = [m for m in methods if m.kind == "model" and not m.options.get("ensemble")]
     if means:
         best = max(means, key=means.get)
         chosen.append(next(m for m in methods if m.name == best))
@@ -1124,6 +1171,13 @@ def setup_text(args, skipped: dict, tuning: dict) -> str:
         "deepromo model beats it. The ranking split of Complete Journey is by time, so its seeds vary only the "
         "initialisation and sampling.",
     ]
+    ensembles = [f"{d}/{t}" for d in args.dataset_list for t in DATASETS[d].ensemble_tasks]
+    if args.ensemble >= 2 and ensembles:
+        lines += ["", f"Seed ensembles ({', '.join(ensembles)}): `<model>_ensemble_{args.ensemble}` is the mean of "
+                  f"the predictions of {args.ensemble} fits of the model with its default settings on the cell's "
+                  f"split, initialised with seeds seed + {ENSEMBLE_SEED_STEP} j (member 0 is the single model's "
+                  f"fit); it costs {args.ensemble}x the fit time and is not tuned. Ensembles are not yet a "
+                  "`train.py` or registry option."]
     if tuning:
         lines += ["", "Tuning (seed 0's validation split, the primary metric, Optuna TPE seeded per trial; the best "
                   "setting trained on every seed as `<method> (tuned)`):", ""]
@@ -1170,7 +1224,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2 seeds, small data, 2 epochs, 2 trials (<= 15 min)")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 (default 5; --quick 2)")
-    parser.add_argument("--trials", type=int, default=None, help="Optuna trials per tuned method (default 20; "
+    parser.add_argument("--trials", type=int, default=None, help="Optuna trials per tuned method (default 5; "
                         "--quick 2; 0 = no tuned rows)")
     parser.add_argument("--epochs", type=int, default=None, help="trainer.max_epochs of the deep models (default: "
                         "the config's, 30; --quick 2)")
@@ -1183,6 +1237,8 @@ def parse_args(argv=None):
     parser.add_argument("--docs", action="store_true", help="also regenerate docs/benchmarks.md in --quick")
     parser.add_argument("--no-write", action="store_true", help="print only (the cell cache is still written)")
     parser.add_argument("--boot", type=int, default=None, help="bootstrap replicates (default 1000; --quick 200)")
+    parser.add_argument("--ensemble", type=int, default=None, help="members of the seed-ensemble rows of the "
+                        "datasets' ensemble_tasks (default 3; --quick 2; 0 or 1 = none)")
     args = parser.parse_args(argv)
     mode = QUICK if args.quick else FULL
     args.seed_list = list(range(args.seeds if args.seeds is not None else mode["seeds"]))
@@ -1190,6 +1246,7 @@ def parse_args(argv=None):
     args.epochs = args.epochs if args.epochs is not None else mode["epochs"]
     args.row_share = mode["row_share"]
     args.n_boot = args.boot if args.boot is not None else mode["n_boot"]
+    args.ensemble = args.ensemble if args.ensemble is not None else mode["ensemble"]
     args.cells = CELLS_DIR / "_quick" if args.quick else CELLS_DIR
     if args.datasets:
         args.dataset_list = [d.strip() for d in args.datasets.split(",") if d.strip()]
@@ -1297,7 +1354,7 @@ def main(argv=None) -> dict:
         print(f"## {heading}\n\n{body}\n")
     result = {
         "settings": {"quick": args.quick, "seeds": args.seed_list, "epochs": args.epochs, "trials": args.trials,
-                     "n_boot": args.n_boot, "row_share": args.row_share, "threads": args.threads,
+                     "n_boot": args.n_boot, "row_share": args.row_share, "threads": args.threads, "ensemble": args.ensemble,
                      "datasets": args.dataset_list, "tasks": args.task_list, "methods": args.method_list,
                      "load_average_start": args.load_start, "load_average_end": args.load_end,
                      "cells_run": args.cells_run, "cells_cached": args.cells_cached},
@@ -1306,7 +1363,9 @@ def main(argv=None) -> dict:
         "tuning": {f"{d}/{t}": s for (d, t), s in tuning.items()}, "plots": plots,
     }
     if not args.no_write:
-        path = write_results(name, "Leaderboard: deepromo models vs baselines on every dataset", sections, result)
+        command = " ".join(["python benchmarks/leaderboard.py", *(argv if argv is not None else sys.argv[1:])])
+        path = write_results(name, "Leaderboard: deepromo models vs baselines on every dataset", sections, result,
+                             command=command)
         print(f"wrote {path}")
         if not args.quick or args.docs:
             update_docs(summary_md, targets_table(targets), name)

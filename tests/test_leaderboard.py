@@ -152,3 +152,36 @@ def test_a_missing_dataset_is_named_with_its_reason(lb, monkeypatch, tmp_path):
     reason = lb.dataset_problem("hillstrom_any_visit")
     assert reason and "absent.csv" in reason
     assert lb.dataset_problem("synthetic") is None
+
+
+class FakeModel:
+    """A trained-model stand-in: fixed arrays per split."""
+
+    def __init__(self, p, ids, spec="spec"):
+        self.p, self.ids, self.spec = np.asarray(p, float), np.asarray(ids), spec
+
+    def predict_split(self, dm, split):
+        return {"p": self.p, "customer_id": self.ids}
+
+
+def test_an_ensemble_averages_float_predictions_and_keeps_shared_ids(lb):
+    members = [FakeModel([0.2, 0.6], [7, 8]), FakeModel([0.4, 0.2], [7, 8]), FakeModel([0.0, 0.4], [7, 8])]
+    averaged = lb.AveragedPredictions(members)
+    out = averaged.predict_split(None, "test")
+    np.testing.assert_allclose(out["p"], [0.2, 0.4])
+    np.testing.assert_array_equal(out["customer_id"], [7, 8])
+    assert averaged.spec == "spec"  # everything else is the first member's
+    with pytest.raises(ValueError, match="customer_id"):
+        lb.AveragedPredictions([FakeModel([0.1], [1]), FakeModel([0.1], [2])]).predict_split(None, "test")
+
+
+def test_ensemble_rows_follow_the_models_and_are_never_tuned(lb):
+    methods = lb.task_methods("response")
+    ensembles = lb.ensemble_methods(methods, 3)
+    models = [m.name for m in methods if m.kind == "model"]
+    assert [e.name for e in ensembles] == [f"{m}_ensemble_3" for m in models]
+    assert all(e.kind == "model" and e.options == {"ensemble": 3} for e in ensembles)
+    assert lb.ensemble_methods(methods, 1) == []
+    chosen = lb.tuning_candidates({}, [*methods, *ensembles], "response", log=lambda _: None)
+    assert not any(m.options.get("ensemble") for m in chosen)
+    assert {m.name for m in chosen if m.kind == "model"} == set(models)

@@ -131,6 +131,9 @@ GBM_SEARCH_SPACE = {  # the gradient-boosting baselines' tunable settings (sciki
     "l2_regularization": {"type": "float", "low": 1e-4, "high": 10.0, "log": True},
 }
 GBM_DEFAULTS = {"max_iter": 200, "learning_rate": 0.05}  # the untuned setting of every gradient-boosting baseline
+LOGISTIC_SEARCH_SPACE = {  # scikit-learn LogisticRegression's inverse L2 strength (default 1.0)
+    "C": {"type": "float", "low": 1e-3, "high": 100.0, "log": True},
+}
 
 
 def gbm(kind: str, seed: int = 0, **params):

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deepromo.tasks.base import Evaluation, Task, sklearn_features, split_labels
+from deepromo.tasks.base import (GBM_SEARCH_SPACE, LOGISTIC_SEARCH_SPACE, Evaluation, Task, sklearn_features,
+                                 split_labels)
 
 
 class PurchaseTask(Task):
@@ -44,23 +45,24 @@ class PurchaseTask(Task):
 TASK = PurchaseTask()
 
 
-@TASK.baseline("gbm_aggregates")
-def gbm_aggregates_baseline(dm, splits, seed: int = 0):
-    """Gradient boosting on the static attributes, RFM and 7/30/90-day window aggregates (no sequence)."""
+@TASK.baseline("gbm_aggregates", search_space=GBM_SEARCH_SPACE)
+def gbm_aggregates_baseline(dm, splits, seed: int = 0, **params):
+    """Gradient boosting on the static attributes, RFM and 7/30/90-day window aggregates (no sequence), early
+    stopping on 15 % of the training rows; ``params``: settings of ``GBM_SEARCH_SPACE``."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     x_train, encoder = sklearn_features(dm, "train")
-    model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05, early_stopping=True,
+    model = HistGradientBoostingClassifier(**{"max_iter": 300, "learning_rate": 0.05, **params}, early_stopping=True,
                                            validation_fraction=0.15, random_state=seed)
     model.fit(x_train, split_labels(dm, "train"))
     return {s: {"p": model.predict_proba(sklearn_features(dm, s, encoder)[0])[:, 1]} for s in splits}
 
 
-@TASK.baseline("logistic_aggregates")
-def logistic_aggregates_baseline(dm, splits, seed: int = 0):
+@TASK.baseline("logistic_aggregates", search_space=LOGISTIC_SEARCH_SPACE)
+def logistic_aggregates_baseline(dm, splits, seed: int = 0, C: float = 1.0):
     """Logistic regression on the same static attributes, RFM and window aggregates (standardised, one-hot)."""
     from sklearn.linear_model import LogisticRegression
 
     x_train, encoder = sklearn_features(dm, "train")
-    model = LogisticRegression(max_iter=2000, random_state=seed).fit(x_train, split_labels(dm, "train"))
+    model = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(x_train, split_labels(dm, "train"))
     return {s: {"p": model.predict_proba(sklearn_features(dm, s, encoder)[0])[:, 1]} for s in splits}

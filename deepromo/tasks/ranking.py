@@ -138,7 +138,14 @@ def exposed_popularity_baseline(dm, splits, seed: int = 0) -> dict:
     return out
 
 
-@TASK.baseline("bpr_mf")
+EMBEDDING_SEARCH_SPACE = {  # the embedding baselines' tunable settings (bpr_mf; lightgcn adds its depth)
+    "dim": {"type": "categorical", "choices": [16, 32, 64, 128]},
+    "lr": {"type": "float", "low": 1e-3, "high": 0.1, "log": True},
+    "l2": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+}
+
+
+@TASK.baseline("bpr_mf", search_space=EMBEDDING_SEARCH_SPACE)
 def bpr_mf_baseline(dm, splits, seed: int = 0, dim: int = 32, epochs: int = 300, lr: float = 0.02,
                     l2: float = 1e-4, negatives: int = 4) -> dict:
     """BPR matrix factorisation (Rendle et al. 2009): score = p_c . q_o + b_o, trained full-batch with Adam on
@@ -169,7 +176,8 @@ def bpr_mf_baseline(dm, splits, seed: int = 0, dim: int = 32, epochs: int = 300,
     return out
 
 
-@TASK.baseline("lightgcn")
+@TASK.baseline("lightgcn", search_space={**EMBEDDING_SEARCH_SPACE,
+                                          "layers": {"type": "int", "low": 1, "high": 4}})
 def lightgcn_baseline(dm, splits, seed: int = 0, dim: int = 32, layers: int = 2, epochs: int = 200,
                       lr: float = 0.01, l2: float = 1e-4) -> dict:
     """PyG's LightGCN (He et al. 2020) on the customer–offer graph of the known redemptions: embeddings smoothed

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from deepromo.tasks.base import BOOTSTRAP_REPLICATES, Evaluation, Task, sklearn_features, split_labels
+from deepromo.tasks.base import (BOOTSTRAP_REPLICATES, LOGISTIC_SEARCH_SPACE, Evaluation, Task, sklearn_features,
+                                 split_labels)
 
 
 def validation_threshold(y_val: np.ndarray, score_val: np.ndarray) -> float:
@@ -127,21 +128,28 @@ def _fit_classifier(estimator, dm, splits):
     return out
 
 
-@TASK.baseline("logistic")
-def logistic_baseline(dm, splits, seed: int = 0):
+FOREST_SEARCH_SPACE = {  # scikit-learn RandomForestClassifier (defaults: leaves >= 5 rows, sqrt(d) features a split)
+    "min_samples_leaf": {"type": "int", "low": 1, "high": 100, "log": True},
+    "max_features": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
+}
+
+
+@TASK.baseline("logistic", search_space=LOGISTIC_SEARCH_SPACE)
+def logistic_baseline(dm, splits, seed: int = 0, C: float = 1.0):
     """Logistic regression on the observed engaged-purchase label, balanced class weights."""
     from sklearn.linear_model import LogisticRegression
 
-    return _fit_classifier(LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed), dm, splits)
+    return _fit_classifier(LogisticRegression(C=C, max_iter=2000, class_weight="balanced", random_state=seed), dm,
+                           splits)
 
 
-@TASK.baseline("random_forest")
-def random_forest_baseline(dm, splits, seed: int = 0):
-    """Random forest (200 trees, leaves >= 5 rows) on the observed engaged-purchase label."""
+@TASK.baseline("random_forest", search_space=FOREST_SEARCH_SPACE)
+def random_forest_baseline(dm, splits, seed: int = 0, min_samples_leaf: int = 5, max_features: float | str = "sqrt"):
+    """Random forest (200 trees) on the observed engaged-purchase label."""
     from sklearn.ensemble import RandomForestClassifier
 
-    forest = RandomForestClassifier(n_estimators=200, min_samples_leaf=5, class_weight="balanced_subsample",
-                                    n_jobs=-1, random_state=seed)
+    forest = RandomForestClassifier(n_estimators=200, min_samples_leaf=min_samples_leaf, max_features=max_features,
+                                    class_weight="balanced_subsample", n_jobs=-1, random_state=seed)
     return _fit_classifier(forest, dm, splits)
 
 
