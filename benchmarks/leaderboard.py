@@ -359,13 +359,13 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
 def metric_function(task: str, metric: str) -> Callable:
     """``f(common_rows, scores) -> float``: the primary metric recomputed on resampled test rows with the project's
     metric functions (ranking: per-query NDCG values, so the metric is their mean)."""
-    from deepromo.metrics.classification import binary_report
+    from deepromo.metrics.classification import roc_auc
     from deepromo.metrics.uplift import qini_coefficient
 
     if task == "ranking":
         return lambda common, s: float(np.mean(s))
-    if metric == "auc":  # ROC AUC of the score against the task's target (binary_report's AUC, as the evaluator)
-        return lambda common, s: binary_report(common["y"], np.zeros(len(s), np.int64), s)["auc"]
+    if metric == "auc":  # ROC AUC of the score against the task's target (the evaluator's binary_report AUC)
+        return lambda common, s: roc_auc(common["y"], s)
     if metric == "purchase_qini":
         return lambda common, s: qini_coefficient(common["purchased"], common["treated"], s)
     if metric == "qini":
@@ -1318,10 +1318,13 @@ def main(argv=None) -> dict:
             skipped[dataset] = problem
             records.pop(dataset, None)
 
-    summaries = {}
-    for dataset, by_task in records.items():
-        for task, result in by_task.items():
-            summaries[(dataset, task)] = summarise_task(result["rows"], task, args.n_boot)
+    # The bootstraps are the slow part of the report (minutes per dataset): one process per (dataset, task).
+    from concurrent.futures import ProcessPoolExecutor
+
+    keys = [(dataset, task) for dataset, by_task in records.items() for task in by_task]
+    with ProcessPoolExecutor(max_workers=max(1, min(args.threads, len(keys) or 1))) as pool:
+        summaries = dict(zip(keys, pool.map(summarise_task, [records[d][t]["rows"] for d, t in keys],
+                                            [t for _, t in keys], [args.n_boot] * len(keys))))
     targets = check_targets(records, summaries, len(args.seed_list), args.n_boot)
     args.wall_s = time.perf_counter() - started
     cells = [r for by_task in records.values() for res in by_task.values() for row in res["rows"].values()

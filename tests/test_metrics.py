@@ -15,6 +15,7 @@ from deepromo.metrics import (
     gain_at,
     qini_coefficient,
     qini_curve,
+    roc_auc,
     uplift_at_k,
     uplift_curve,
 )
@@ -47,6 +48,16 @@ def test_binary_report_matches_sklearn_random_inputs():
     assert r["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, p))
     assert r["weighted_f1"] == pytest.approx(skm.f1_score(y, p, average="weighted"))
     assert r["auc"] == pytest.approx(skm.roc_auc_score(y, s))
+
+
+def test_roc_auc_by_hand_with_ties_and_equal_to_binary_report():
+    assert roc_auc(Y, S) == pytest.approx(11.5 / 16)  # 11 wins + 1 tie over 16 pairs
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    s = np.round(rng.normal(size=400) + y, 1)  # many ties
+    assert roc_auc(y, s) == pytest.approx(binary_report(y, np.zeros(400, int), s)["auc"], abs=1e-6)
+    assert roc_auc(y, s) == pytest.approx(skm.roc_auc_score(y, s))
+    assert math.isnan(roc_auc([1, 1], [0.3, 0.2]))
 
 
 def test_binary_report_auc_nan_cases():

@@ -1,11 +1,12 @@
 """Metrics: classification (torchmetrics), targeting (gain curve) and uplift (Qini, AUUC, uplift@k)."""
 
-from deepromo.metrics.classification import binary_report, expected_calibration_error
+from deepromo.metrics.classification import binary_report, expected_calibration_error, roc_auc
 from deepromo.metrics.targeting import cumulative_gain_curve, gain_at
 from deepromo.metrics.uplift import auuc, qini_coefficient, qini_curve, uplift_at_k, uplift_curve
 
 __all__ = [
     "binary_report",
+    "roc_auc",
     "expected_calibration_error",
     "cumulative_gain_curve",
     "gain_at",
