@@ -91,7 +91,7 @@ VERSION = 1  # part of every cell key: bump it when the way a cell is computed c
 HILLSTROM_CSV = (ROOT / ".." / "shared" / "data" / "hillstrom.csv").resolve()  # ../shared/data from the repo root
 
 # The Complete Journey purchase view: rolling prediction points (one row per household every 28 days, each asking
-# "a purchase in the next 7 days?"), time split with a leak-free gap: ~30,000 rows (~4,300 test) against 2,469 with
+# "a purchase in the next 7 days?"), time split with a leak-free gap: ~30,000 rows (4,930 test) against 2,469 with
 # one point per household. Weekly points (points_every_days=7, 118,737 rows) are 4x the rows and 4x the txl fit time
 # (498 s per fit on 2 cores), which puts the full run past a few hours.
 COMPLETEJOURNEY_PURCHASE_VIEW: tuple[str, ...] = ("+data.view_options.points_every_days=28", "data.split=time")
