@@ -96,6 +96,7 @@ def write_results(name: str, title: str, sections: list[tuple[str, str]], data: 
     path = RESULTS_DIR / f"{name}.md"
     path.write_text("\n".join(md))
     (RESULTS_DIR / f"{name}.json").write_text(
-        json.dumps({"name": name, "title": title, "run_at": stamp, "command": command, "machine": info, **data}, indent=2, default=float)
+        json.dumps({"name": name, "title": title, "run_at": stamp, "command": command, "machine": info, **data},
+                   indent=2, default=float)
     )
     return path
