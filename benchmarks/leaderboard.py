@@ -134,7 +134,8 @@ DATASETS: dict[str, Dataset] = {
 }
 QUICK_DATASETS = ("synthetic", "hillstrom_any_visit", "hillstrom_multi_visit", "completejourney", "cdnow")
 QUICK = {"seeds": 2, "epochs": 2, "trials": 2, "row_share": 0.3, "n_boot": 200, "ensemble": 2}
-FULL = {"seeds": 5, "epochs": None, "trials": 5, "row_share": 1.0, "n_boot": 1000, "ensemble": 3}  # epochs None: the config's
+# FULL epochs None: the trainer config's max_epochs
+FULL = {"seeds": 5, "epochs": None, "trials": 5, "row_share": 1.0, "n_boot": 1000, "ensemble": 3}
 
 # Threshold-free metrics first. PRIMARY: compared with the best baseline by the paired bootstrap (the first one
 # picks the strongest baseline to tune); the names are those of each task's evaluator table.
@@ -1358,7 +1359,8 @@ def main(argv=None) -> dict:
         print(f"## {heading}\n\n{body}\n")
     result = {
         "settings": {"quick": args.quick, "seeds": args.seed_list, "epochs": args.epochs, "trials": args.trials,
-                     "n_boot": args.n_boot, "row_share": args.row_share, "threads": args.threads, "ensemble": args.ensemble,
+                     "n_boot": args.n_boot, "row_share": args.row_share, "threads": args.threads,
+                     "ensemble": args.ensemble,
                      "datasets": args.dataset_list, "tasks": args.task_list, "methods": args.method_list,
                      "load_average_start": args.load_start, "load_average_end": args.load_end,
                      "cells_run": args.cells_run, "cells_cached": args.cells_cached},
