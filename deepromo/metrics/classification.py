@@ -1,4 +1,4 @@
-"""Binary classification metrics (torchmetrics under the hood, python floats out)."""
+"""Binary classification metrics (torchmetrics under the hood, the AUC from average ranks; python floats out)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import math
 import numpy as np
 import torch
 from torchmetrics.functional.classification import (
-    binary_auroc,
     binary_calibration_error,
     binary_precision,
     binary_recall,
@@ -17,7 +16,7 @@ from torchmetrics.functional.classification import (
 
 from deepromo.data.errors import UserInputError
 
-__all__ = ["binary_report", "expected_calibration_error"]
+__all__ = ["binary_report", "expected_calibration_error", "roc_auc"]
 
 
 def _as_1d(x, name: str) -> np.ndarray:
@@ -78,21 +77,14 @@ def binary_report(y_true, y_pred, score=None) -> dict[str, float]:
         "auc": math.nan,
     }
     if score is not None:
-        s = _scores(score, "score")
-        _same_len(y_true=yt, score=s)
-        if len(np.unique(yt)) == 2:
-            # AUC is rank-invariant: feed average ranks scaled into (0, 1] so torchmetrics neither applies
-            # a sigmoid to out-of-range scores nor merges distinct scores through float32 rounding.
-            _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
-            mid_rank = (np.cumsum(counts) - (counts - 1) / 2.0)[inv]
-            out["auc"] = float(binary_auroc(torch.from_numpy(mid_rank / len(s)), t))
+        out["auc"] = roc_auc(yt, score)
     return out
 
 
 def roc_auc(y_true, score) -> float:
     """ROC AUC of ``score`` [N] against labels ``y_true`` [N] in {0, 1} (NaN for a single class), from average ranks
-    (the Mann-Whitney U statistic: ties count one half, the same value as ``binary_report``'s AUC). A cheap form
-    for bootstrap loops, where ``binary_report`` would also compute every thresholded metric."""
+    (the Mann-Whitney U statistic: ties count one half). Rank-based, so out-of-range scores need no squashing and
+    close scores are not merged by float32 rounding; cheap enough for bootstrap loops."""
     from scipy.stats import rankdata
 
     yt, s = _binary(y_true, "y_true"), _scores(score, "score")
