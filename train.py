@@ -17,7 +17,10 @@ def main(cfg: DictConfig) -> None:
 
     main_guard(check_added_keys, HydraConfig.get().overrides.task)
     if cfg.get("hparams_search"):
+        from deepromo.jobs.config import check_study_config
         from deepromo.jobs.tune import run_study
+
+        main_guard(check_study_config, cfg)
 
         main_guard(run_study, cfg)
     else:

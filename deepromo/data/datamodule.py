@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
 
 from deepromo.data.batch import PromoBatch, validate_batch
 from deepromo.data.errors import UserInputError
@@ -42,10 +42,60 @@ class TensorDictDataset(Dataset):
         return {k: v[index] for k, v in self.tensors.items()}
 
 
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this process in a running ``torch.distributed`` group (Lightning DDP); (0, 1) outside."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard_batches(batches: list, rank: int, world: int) -> list:
+    """Rank ``rank``'s share of ``batches`` (every rank passes the same list): batch ``i`` goes to rank ``i % world``.
+
+    DDP needs the same number of steps on every rank, so while the count is not a multiple of ``world`` the largest
+    batch is cut in two: no row is dropped or repeated (a DistributedSampler pads with repeats or drops the tail).
+    """
+    if world == 1:
+        return batches
+    batches = list(batches)
+    while len(batches) % world:
+        largest = max(range(len(batches)), key=lambda i: len(batches[i]))
+        rows = batches[largest]
+        if len(rows) < 2:
+            raise UserInputError(f"{sum(map(len, batches))} rows cannot be shared by {world} processes; "
+                                 f"use fewer devices or more data")
+        batches[largest:largest + 1] = [rows[:len(rows) // 2], rows[len(rows) // 2:]]
+    return batches[rank::world]
+
+
+def sharded_count(n_batches: int, world: int) -> int:
+    """Batches per rank from ``n_batches`` global ones (:func:`shard_batches`)."""
+    return -(-n_batches // world)
+
+
+class EvalBatches:
+    """A fixed list of evaluation batches (row lists, ranges or index arrays), each rank of a DDP run taking its
+    :func:`shard_batches` share."""
+
+    def __init__(self, batches: list):
+        self.batches = batches
+
+    def __len__(self) -> int:
+        return sharded_count(len(self.batches), process_rank()[1])
+
+    def __iter__(self):
+        yield from shard_batches(self.batches, *process_rank())
+
+
 class EpochSeededBatches:
     """Base of the training batch samplers: epoch ``e`` draws its order from ``default_rng([seed, e])``, so a run
     resumed at epoch ``e`` sees the same batches as an uninterrupted one. Lightning calls ``set_epoch`` at the
-    start of every epoch; without it, each pass moves on to the next epoch's order."""
+    start of every epoch; without it, each pass moves on to the next epoch's order.
+
+    Under DDP every rank draws the same global batches and keeps its :func:`shard_batches` share, so an epoch
+    covers every row exactly once across the ranks (``len`` is the per-rank count)."""
 
     def __init__(self, seed: int = 0, on_epoch=None):
         self.seed, self.epoch, self.on_epoch = int(seed), 0, on_epoch  # on_epoch(epoch): reseed other samplers
@@ -69,12 +119,12 @@ class ShuffledBatches(EpochSeededBatches):
         self.n, self.batch_size = int(n), int(batch_size)
 
     def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
+        return sharded_count(-(-self.n // self.batch_size), process_rank()[1])
 
     def __iter__(self):
         order = self.next_rng().permutation(self.n)
-        for start in range(0, self.n, self.batch_size):
-            yield order[start:start + self.batch_size].tolist()
+        batches = [order[start:start + self.batch_size].tolist() for start in range(0, self.n, self.batch_size)]
+        yield from shard_batches(batches, *process_rank())
 
 
 class LengthBucketBatchSampler(EpochSeededBatches):
@@ -91,8 +141,9 @@ class LengthBucketBatchSampler(EpochSeededBatches):
         self.pool = self.batch_size * int(pool_batches)
 
     def __len__(self) -> int:
-        return sum(-(-min(self.pool, len(self.lengths) - a) // self.batch_size)
-                   for a in range(0, len(self.lengths), self.pool))
+        batches = sum(-(-min(self.pool, len(self.lengths) - a) // self.batch_size)
+                      for a in range(0, len(self.lengths), self.pool))
+        return sharded_count(batches, process_rank()[1])
 
     def __iter__(self):
         rng = self.next_rng()
@@ -102,8 +153,7 @@ class LengthBucketBatchSampler(EpochSeededBatches):
             pool = perm[a:a + self.pool]
             pool = pool[np.argsort(self.lengths[pool], kind="stable")]
             batches += [pool[b:b + self.batch_size].tolist() for b in range(0, len(pool), self.batch_size)]
-        for i in rng.permutation(len(batches)):
-            yield batches[i]
+        yield from shard_batches([batches[i] for i in rng.permutation(len(batches))], *process_rank())
 
 
 def batch_loader(dataset: TensorDictDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
@@ -118,12 +168,13 @@ def batch_loader(dataset: TensorDictDataset, batch_size: int, shuffle: bool, see
             sampler = LengthBucketBatchSampler(lengths, batch_size, seed)
         else:
             order = np.argsort(lengths, kind="stable")
-            sampler = [order[a:a + batch_size].tolist() for a in range(0, len(order), batch_size)]
+            sampler = EvalBatches([order[a:a + batch_size] for a in range(0, len(order), batch_size)])
         return DataLoader(dataset, sampler=sampler, batch_size=None)
     if shuffle:
         return DataLoader(dataset, sampler=ShuffledBatches(len(dataset), batch_size, seed), batch_size=None)
-    return DataLoader(dataset, sampler=BatchSampler(SequentialSampler(dataset), batch_size, drop_last=False),
-                      batch_size=None)
+    n = len(dataset)
+    sequential = [range(a, min(a + batch_size, n)) for a in range(0, n, batch_size)]
+    return DataLoader(dataset, sampler=EvalBatches(sequential), batch_size=None)
 
 
 def split_indices(

@@ -51,6 +51,10 @@ def valid_devices(devices) -> bool:
     return False
 
 
+# Lightning's own names; ddp_spawn is left out: it pickles the datamodule, whose graph loader collates with a closure
+STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true", "single_device")
+
+
 def check_train_config(cfg: DictConfig) -> None:
     """Refuse, before any data is read, the train.py settings that cannot work, naming the key."""
     if isinstance(cfg.get("seed"), bool) or not isinstance(cfg.get("seed"), int) or cfg.seed < 0:
@@ -65,6 +69,10 @@ def check_train_config(cfg: DictConfig) -> None:
     if not valid_devices(devices):
         raise ConfigError(f"trainer.devices={devices!r}: expected a positive number of devices, -1 (all), a list of "
                           "device indices, or 'auto'")
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"trainer.strategy={strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    positive_int(cfg, "trainer.num_nodes")
     accelerator = str(cfg.trainer.accelerator)
     if accelerator not in ("cpu", "gpu", "cuda", "mps", "auto"):
         raise ConfigError(f"trainer.accelerator={accelerator!r}: expected cpu, gpu, cuda, mps or auto")
@@ -81,6 +89,13 @@ def check_train_config(cfg: DictConfig) -> None:
     resume = cfg.get("resume")
     if resume is not None and not Path(str(resume)).exists():
         raise ConfigError(f"resume={resume!r}: no such run folder or checkpoint")
+
+
+def check_study_config(cfg: DictConfig) -> None:
+    """A study's trials run one process each: DDP would start a second study in every extra process."""
+    if str(cfg.trainer.get("strategy", "auto")).startswith("ddp"):
+        raise ConfigError(f"hparams_search with trainer.strategy={cfg.trainer.strategy}: a study cannot train its "
+                          "trials with DDP; start several tuning workers on one study instead (docs/tuning.md)")
 
 
 def check_model_params(cfg: DictConfig, defaults: dict) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 import warnings
@@ -18,13 +19,14 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from deepromo.data.sources import load_source
 from deepromo.jobs.config import ConfigError, check_model_params, check_train_config
 from deepromo.models.base import CHECKPOINT_KEY, PromoModel, to_primitive
 from deepromo.models.registry import get_model_class
 from deepromo.reporting.render import format_table
+from deepromo.serving.drift import training_reference
 from deepromo.tasks import get_task, model_datamodule
 
 log = logging.getLogger("deepromo")
@@ -41,7 +43,18 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, logger=False, callbacks=(), checkpointing: bool = False) -> pl.Trainer:
+def trainer_strategy(cfg: DictConfig, cls=None):
+    """``trainer.strategy``, as a DDPStrategy that tolerates parameters without a gradient for the models that
+    declare them (``ddp_unused_parameters``)."""
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    if strategy == "ddp" and getattr(cls, "ddp_unused_parameters", False):
+        return pl.strategies.DDPStrategy(find_unused_parameters=True)
+    return strategy
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, logger=False, callbacks=(), checkpointing: bool = False,
+                  cls=None) -> pl.Trainer:
+    """The Lightning Trainer of ``cfg.trainer`` for model class ``cls``."""
     t = cfg.trainer
     cap = cfg.model.get("max_epochs")  # an expensive model may cap the epochs (e.g. txl on CPU)
     max_epochs = min(int(t.max_epochs), int(cap)) if cap and int(t.max_epochs) != -1 else int(t.max_epochs)
@@ -52,6 +65,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path, logger=False, callbacks=(), ch
         max_epochs=max_epochs,
         accelerator=str(t.accelerator),
         devices=t.devices,
+        strategy=trainer_strategy(cfg, cls),
+        num_nodes=int(t.get("num_nodes", 1)),
+        use_distributed_sampler=False,  # deepromo's batch samplers shard themselves (deepromo.data.datamodule)
         precision=t.precision,
         gradient_clip_val=t.gradient_clip_val,
         deterministic=bool(t.deterministic),
@@ -71,7 +87,7 @@ def fit_model(cls, dm, params: dict, cfg: DictConfig, run_dir: Path, logger=Fals
     """Build ``cls`` from the datamodule (``from_datamodule``) with ``params`` and train it (continuing the
     training state of checkpoint ``resume_from`` when given)."""
     model: PromoModel = cls.from_datamodule(dm, **params)
-    trainer = build_trainer(cfg, run_dir, logger, callbacks, checkpointing=bool(callbacks))
+    trainer = build_trainer(cfg, run_dir, logger, callbacks, checkpointing=bool(callbacks), cls=cls)
     started = time.perf_counter()
     trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
     model.fit_seconds = time.perf_counter() - started
@@ -245,7 +261,7 @@ def train_and_evaluate(cfg: DictConfig, callbacks: tuple = ()) -> TrainedRun:
     data, dm = prepare_data(cfg, cls)
 
     logger = make_logger(cfg, run_dir, tracker_run_id(cfg, run_dir))
-    if isinstance(logger, pl.loggers.MLFlowLogger):  # a resumed run continues the same tracker run
+    if isinstance(logger, pl.loggers.MLFlowLogger) and is_rank_zero_process():  # a resumed run continues it
         (run_dir / TRACKING_RECORD).write_text(json.dumps({"mlflow_run_id": logger.run_id}))
     try:
         return evaluate_trained(cfg, cls, data, dm, logger, run_dir, callbacks, resume_from)
@@ -270,9 +286,14 @@ def evaluate_trained(cfg: DictConfig, cls, data, dm, logger, run_dir: Path, call
     if cfg.callbacks.get("evaluate_best", True):
         restore_best_weights(model, checkpoint)
     val_logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}  # test clears them
+    trainer.test(model, datamodule=dm, verbose=False)  # under DDP each rank scores its share, metrics reduced
+    if trainer.world_size > 1:
+        if leave_distributed_training(trainer):  # a DDP rank other than 0: rank 0 evaluates and writes alone
+            return TrainedRun({"rank": trainer.global_rank, "val": val_logged}, data, model, dm, None, run_dir, None, {})
+        cfg = single_process_config(cfg)  # the baselines train in this one process
     val_eval = task.evaluate({cfg.model.name: task.model_outputs(model, dm, task.splits_to_score("val"))}, dm, "val")
-    trainer.test(model, datamodule=dm, verbose=False)
     model_path = run_dir / "model.ckpt"
+    model.drift_reference = training_reference(model, dm)  # what scoring-time drift is measured against
     model.save(model_path)
 
     splits = task.splits_to_score("test")
@@ -322,6 +343,33 @@ def evaluate_trained(cfg: DictConfig, cls, data, dm, logger, run_dir: Path, call
         log_to_tracker(logger, cfg, model, results, [run_dir / "metrics.json", *outputs.values(), model_path])
     run_id = logger.run_id if isinstance(logger, pl.loggers.MLFlowLogger) else None
     return TrainedRun(results, data, model, dm, evaluation, run_dir, run_id, outputs)
+
+
+def leave_distributed_training(trainer: pl.Trainer) -> bool:
+    """End a DDP run's process group after the main model's fit and test; True on the ranks other than 0.
+
+    Rank 0 then goes on as a single process: the evaluation, the baselines (trained in this one process, so the
+    samplers no longer shard) and every output file are its alone; the other ranks stop here."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return trainer.global_rank != 0
+    dist.barrier()
+    dist.destroy_process_group()
+    return trainer.global_rank != 0
+
+
+def single_process_config(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with a one-process trainer on the same accelerator (what rank 0 trains the baselines with)."""
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.trainer.strategy, cfg.trainer.devices, cfg.trainer.num_nodes = "auto", 1, 1
+    return cfg
+
+
+def is_rank_zero_process() -> bool:
+    """False in the extra processes Lightning's DDP launcher starts (they carry a non-zero rank in the environment)."""
+    return all(int(os.environ.get(name, 0)) == 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
 def registry_enabled(cfg: DictConfig, logger) -> bool:

@@ -93,6 +93,7 @@ class PromoModel(pl.LightningModule):
     test_params: ClassVar[list[dict[str, Any]]] = [{}]
     monitor: ClassVar[tuple[str, str]] = ("val/loss", "min")  # metric and direction for checkpoints/tuning
     output_columns: ClassVar[tuple[str, ...]] = ("score",)  # forward() keys returned by predict_frame
+    ddp_unused_parameters: ClassVar[bool] = False  # True: some parameters may get no gradient in a step (DDP checks)
 
     def __init__(self, spec: FeatureSpec | Mapping, **hparams: Any):
         super().__init__()
@@ -106,6 +107,7 @@ class PromoModel(pl.LightningModule):
         merged = {**self.defaults, **to_primitive(hparams)}
         self.save_hyperparameters({"spec": spec_dict, **merged})
         self.preprocessor: Preprocessor | None = None
+        self.drift_reference: dict | None = None  # training data profile for drift monitoring (serving/drift.py)
         self._batch_checked = False
         self._train_sums: torch.Tensor | None = None
         self._train_rows = 0
@@ -154,7 +156,8 @@ class PromoModel(pl.LightningModule):
             self._accumulate_train_losses(losses, bs)
         else:
             for key, value in losses.items():
-                self.log(f"{stage}/{key}", value, on_step=False, on_epoch=True, prog_bar=key == "loss", batch_size=bs)
+                self.log(f"{stage}/{key}", value, on_step=False, on_epoch=True, prog_bar=key == "loss", batch_size=bs,
+                         sync_dist=True)  # row-weighted mean over every DDP rank's rows (a no-op in one process)
         self.update_metrics(batch, out, stage)
         return loss
 
@@ -174,9 +177,13 @@ class PromoModel(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         if self._train_sums is not None and self._train_rows:
-            means = (self._train_sums / self._train_rows).tolist()
+            sums, rows = self._train_sums, torch.tensor(float(self._train_rows), device=self._train_sums.device)
+            if self.trainer.world_size > 1:  # the mean over the rows of every DDP rank
+                sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+                rows = self.trainer.strategy.reduce(rows, reduce_op="sum")
+            means = (sums / rows).tolist()
             for key, value in zip(self._train_keys, means):
-                self.log(f"train/{key}", value, prog_bar=key == "loss")
+                self.log(f"train/{key}", value, prog_bar=key == "loss", sync_dist=True)  # equal on every rank already
 
     def update_metrics(self, batch, out, stage: str) -> None:
         """Hook for torchmetrics objects; log them as ``{stage}/<name>``."""
@@ -206,6 +213,7 @@ class PromoModel(pl.LightningModule):
             "spec": self.hparams["spec"],
             "hparams": to_primitive(hparams),
             "preprocessor": None if self.preprocessor is None else self.preprocessor.to_json(),
+            "drift_reference": None if self.drift_reference is None else json.dumps(self.drift_reference),
             "deepromo_version": __version__,
         }
 

@@ -171,4 +171,4 @@ class TwoStageSPLC(PromoModel):
         value = self.selection_auc.compute()
         self.selection_auc.reset()
         warming_up = bool(self.hparams.label_correction) and not self.correction_active()
-        self.log("val/selection_auc", value - 1.0 if warming_up else value)
+        self.log("val/selection_auc", value - 1.0 if warming_up else value, sync_dist=True)  # compute() synced it

@@ -29,7 +29,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from deepromo.data.datamodule import ShuffledBatches
+from deepromo.data.datamodule import ShuffledBatches, process_rank
 from deepromo.data.errors import UserInputError
 from deepromo.data.graph.build import EXPOSED, REDEEMED, SPLITS, OfferGraph, reverse_edge_type
 from deepromo.data.graph.sampling import HeteroNeighbourSampler, edge_keys
@@ -154,8 +154,9 @@ class OfferGraphDataModule(pl.LightningDataModule):
         return customers, relevant, exclude
 
     def reseed_sampling(self, epoch: int) -> None:
-        """Negatives and neighbours of epoch ``epoch`` come from their own seed (a resumed run repeats them)."""
-        self._generator.manual_seed(self.seed * 100_003 + int(epoch))
+        """Negatives and neighbours of epoch ``epoch`` come from their own seed (a resumed run repeats them); each
+        DDP rank has its own stream (rank 0 the single-process one)."""
+        self._generator.manual_seed(self.seed * 100_003 + int(epoch) + 1_000_003 * process_rank()[0])
 
     def train_dataloader(self) -> DataLoader:
         n = len(self.indices["train"])
