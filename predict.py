@@ -6,6 +6,8 @@
         --as-of 120 --output scores.parquet          # sequence models also read the customers' events
     python predict.py --model outputs/txl/<time>/model.ckpt --input customers.tsv --events clicks.csv.gz \
         --events-column ts=day --event-type order=purchase --output scores.parquet   # renamed like data.events_*
+    python predict.py --model outputs/splc/<time>/model.ckpt --input customers.parquet --output scores.parquet \
+        --drift --drift-threshold 0.2     # + scores.drift.csv: each feature's and the score's shift from training
 
 Bad input (missing columns, unsupported file type, missing file) prints one ``error: ...`` line and
 exits 2; set DEEPROMO_DEBUG=1 for the traceback.
@@ -58,6 +60,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="sequence models: prediction time in days (default: just after each customer's newest event)")
     parser.add_argument("--encoding", default=None, metavar="NAME",
                         help="text encoding of CSV/TSV input and events files (default utf-8; e.g. latin-1)")
+    parser.add_argument("--drift", nargs="?", const=True, default=False, metavar="TABLE",
+                        help="compare the scored rows with the model's training data and write the drift table "
+                             "(default <output stem>.drift.csv beside the output; or a .csv/.parquet path)")
+    parser.add_argument("--drift-threshold", type=float, default=0.2, metavar="PSI",
+                        help="flag features (and the score) whose PSI is at least this (default 0.2)")
+    parser.add_argument("--drift-ks-pvalue", type=float, default=None, metavar="P",
+                        help="also flag numeric features whose KS p-value is below P (default off)")
+    parser.add_argument("--drift-share-shift", type=float, default=None, metavar="SHARE",
+                        help="also flag categorical features whose largest category share moved by SHARE or more")
+    parser.add_argument("--drift-tracking-uri", default=None, metavar="URI",
+                        help="log the drift table to a new run of MLflow experiment deepromo-scoring in this store "
+                             "(e.g. sqlite:///mlflow.db)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -69,12 +83,16 @@ def run(args: argparse.Namespace) -> dict:
         args.model, args.input, args.output, chunk_size=args.chunk_size, id_columns=args.id_columns,
         keep_columns=args.keep_columns, progress=not args.no_progress, events=args.events, as_of=args.as_of,
         events_columns=dict(args.events_columns) or None, event_type_map=dict(args.event_types) or None,
-        encoding=args.encoding,
+        encoding=args.encoding, drift=args.drift, drift_threshold=args.drift_threshold,
+        drift_ks_pvalue=args.drift_ks_pvalue, drift_share_shift=args.drift_share_shift,
+        drift_tracking_uri=args.drift_tracking_uri,
     )
     print(
         f"scored {summary['rows']:,} rows in {summary['chunks']} chunk(s), {summary['seconds']:.1f} s "
         f"({summary['rows_per_s']:,.0f} rows/s) -> {summary['output']}"
     )
+    if "drift" in summary:
+        print(f"{summary['drift']['summary']} -> {summary['drift']['path']}")
     return summary
 
 

@@ -4,11 +4,14 @@
 reader the data sources train from: same suffixes, only the needed columns) in chunks of ``chunk_size`` rows.
 Each chunk is scored with ``model.predict_frame`` and appended to the output through one
 ``pyarrow.parquet.ParquetWriter``; the output is written to a temporary file beside the target and renamed at
-the end, so a crash never leaves a complete-looking half file.
+the end, so a crash never leaves a complete-looking half file. With ``drift`` on, the scored rows are also
+compared with the model's training data profile (``deepromo.serving.drift``) chunk by chunk, and the drift table is
+written beside the scores.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -22,7 +25,9 @@ import pyarrow.parquet as pq
 from deepromo.data import io
 from deepromo.data.errors import MissingInputError, UserInputError
 from deepromo.data.tables import DataValidationError
+from deepromo.serving import drift as drift_monitor
 
+log = logging.getLogger("deepromo")
 DEFAULT_ID_COLUMN = "customer_id"
 FORWARD_BATCH = 8192  # rows per forward pass inside a chunk
 
@@ -62,6 +67,11 @@ def score_file(
     events_columns: Mapping[str, str] | None = None,
     event_type_map: Mapping[str, str] | None = None,
     encoding: str | None = None,
+    drift: bool | str | os.PathLike = False,
+    drift_threshold: float = drift_monitor.DEFAULT_PSI_THRESHOLD,
+    drift_ks_pvalue: float | None = None,
+    drift_share_shift: float | None = None,
+    drift_tracking_uri: str | None = None,
 ) -> dict:
     """Score every row of a CSV/TSV or Parquet file and write the scores to a Parquet file.
 
@@ -82,9 +92,18 @@ def score_file(
         event_type_map: rename an events file's columns and event types, as the table source's options of
         these names do. as_of: the prediction time in days (default: just after each customer's newest event).
     encoding: the text encoding of CSV/TSV inputs and events files (default UTF-8; e.g. ``latin-1``).
+    drift: compare the scored rows' features and main score with the model's training profile and write the drift
+        table (``deepromo.serving.drift.drift_table``): True for ``<output stem>.drift.csv`` beside the output, or
+        a ``.csv`` / ``.parquet`` path. A model saved without a profile is then an error (before anything is scored).
+    drift_threshold: PSI at or above which a feature (or the score) is flagged (0.2: a significant shift).
+    drift_ks_pvalue, drift_share_shift: also flag numeric features whose KS p-value is below this, and categorical
+        ones whose largest category share moved by at least this (absolute share, e.g. 0.1); default off.
+    drift_tracking_uri: log the drift table to a new MLflow run in this tracking store (experiment
+        ``deepromo-scoring``); with an MLflow run active it is logged to that run, no URI needed.
 
     An input with a header but no rows gives an output with the right columns and zero rows.
-    Returns ``{"rows", "chunks", "seconds", "rows_per_s", "input", "output", "columns"}``.
+    Returns ``{"rows", "chunks", "seconds", "rows_per_s", "input", "output", "columns"}``, and with drift on
+    ``"drift": {"table" (DataFrame), "path", "drifted" (flagged rows' names), "summary" (one line), "mlflow_run_id"}``.
     """
     with io.text_encoding(encoding):  # the CSV/TSV reads below decode with it
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -102,6 +121,16 @@ def score_file(
             raise UserInputError(f"output '{output_path}' is the input file; choose another output path")
 
         model = _resolve_model(model_source)
+        reference = drift_path = accumulator = None
+        if drift is not False and drift is not None:
+            reference = drift_monitor.model_reference(model, "" if model is model_source else str(model_source))
+            drift_path = drift_monitor.default_table_path(output_path) if drift is True else Path(drift)
+            if not drift_path.name.lower().endswith((".csv", *io.PARQUET_SUFFIXES)):
+                raise UserInputError(f"drift table '{drift_path}' must end in .csv, .parquet or .pq")
+            if drift_path.resolve() in (input_path.resolve(), output_path.resolve()):
+                raise UserInputError(f"drift table '{drift_path}' is the input or output file; choose another path")
+            drift_monitor.check_thresholds(drift_threshold, drift_ks_pvalue, drift_share_shift)
+            accumulator = drift_monitor.DriftAccumulator(reference)
         pre = model.preprocessor
         model_columns = model.input_columns()
         output_columns = model.frame_columns()
@@ -155,7 +184,7 @@ def score_file(
         try:
             for chunk in chunks:  # an input without rows gives one empty chunk: a typed, empty output
                 frame = chunk.select(features).to_pandas()
-                table = _score_chunk(model, frame, chunk, pass_columns, rows, input_path, context)
+                table = _score_chunk(model, frame, chunk, pass_columns, rows, input_path, context, accumulator)
                 if writer is None:
                     writer = pq.ParquetWriter(tmp_name, table.schema)
                 writer.write_table(table)
@@ -179,7 +208,7 @@ def score_file(
         finally:
             bar.close()
         seconds = time.perf_counter() - start_time
-        return {
+        summary = {
             "rows": rows,
             "chunks": n_chunks,
             "seconds": seconds,
@@ -188,6 +217,24 @@ def score_file(
             "output": str(output_path),
             "columns": [*pass_columns, *output_columns],
         }
+        if accumulator is not None:
+            summary["drift"] = _report_drift(reference, accumulator, drift_path, drift_threshold, drift_ks_pvalue,
+                                             drift_share_shift, drift_tracking_uri,
+                                             {"deepromo.model": model.name, "deepromo.input": str(input_path),
+                                              "deepromo.output": str(output_path), "deepromo.rows": str(rows)})
+        return summary
+
+
+def _report_drift(reference: dict, accumulator, path: Path, threshold: float, ks_pvalue: float | None,
+                  share_shift: float | None, tracking_uri: str | None, tags: dict) -> dict:
+    """The drift table of the scored rows, written to ``path`` and logged to MLflow (see ``score_file``)."""
+    table = drift_monitor.drift_table(reference, accumulator, threshold, ks_pvalue, share_shift)
+    drift_monitor.write_table(table, path)
+    line = drift_monitor.drift_summary(table, threshold, ks_pvalue, share_shift)
+    log.info("%s -> %s", line, path)
+    run_id = drift_monitor.log_drift(table, f"drift/{path.stem}.json", path, tracking_uri, tags)
+    return {"table": table, "path": str(path), "drifted": table.loc[table["drifted"], "feature"].tolist(),
+            "summary": line, "mlflow_run_id": run_id}
 
 
 def _resolve_model(model_source):
@@ -254,7 +301,7 @@ def process_alive(pid: int) -> bool:
 
 
 def _score_chunk(model, frame: pd.DataFrame, chunk: pa.Table, pass_columns: list[str], first_row: int, path: Path,
-                 context: dict | None = None) -> pa.Table:
+                 context: dict | None = None, accumulator=None) -> pa.Table:
     try:
         # forward passes over at most FORWARD_BATCH rows: activations, not the chunk, would dominate memory
         scores = model.predict_frame(frame, batch_size=FORWARD_BATCH, **(context or {}))
@@ -262,4 +309,6 @@ def _score_chunk(model, frame: pd.DataFrame, chunk: pa.Table, pass_columns: list
         raise DataValidationError(
             f"'{path}', chunk of rows {first_row}-{first_row + len(frame) - 1} (row numbers below count from its start): {exc}"
         ) from None
+    if accumulator is not None:  # after scoring: drift counts exactly the rows that were scored
+        accumulator.update(frame, scores)
     return _output_table(scores, chunk, pass_columns)

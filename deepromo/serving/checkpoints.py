@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -105,6 +106,11 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
             model.preprocessor = Preprocessor.from_json(meta["preprocessor"])
         except (ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"checkpoint '{path}': its preprocessor is unreadable ({exc})") from None
+    if meta.get("drift_reference"):  # absent from checkpoints saved before deepromo profiled the training data
+        try:
+            model.drift_reference = json.loads(meta["drift_reference"])
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint '{path}': its drift reference is unreadable ({exc})") from None
     return model.to(map_location).eval()
 
 
