@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepromo.data.errors import UserInputError
 from deepromo.serving.checkpoints import PYFUNC_CODE_FILE, file_sha256, load_model, verify_pyfunc_code
 from deepromo.serving.tracking import disable_telemetry
 
@@ -22,6 +23,7 @@ disable_telemetry()
 
 import mlflow  # noqa: E402
 from mlflow.models import infer_signature  # noqa: E402
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 ARTIFACT_NAME = "model"
@@ -35,8 +37,22 @@ class DeepromoPyfunc(mlflow.pyfunc.PythonModel):
         self.model = load_model(context.artifacts["checkpoint"])
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        return self.model.predict_frame(frame)
+        """Scores of ``model_input`` (one row per input row). Bad input (a missing column, a non-finite number,
+        a list in a categorical column, ...) raises :class:`InvalidModelInputError` with deepromo's message."""
+        try:
+            frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+            return self.model.predict_frame(frame)
+        except UserInputError as exc:
+            raise InvalidModelInputError(f"deepromo model '{self.model.name}': {exc}") from exc
+
+
+class InvalidModelInputError(mlflow.exceptions.MlflowException, UserInputError):
+    """Bad input to the pyfunc: an MlflowException INVALID_PARAMETER_VALUE, which ``mlflow models serve`` answers
+    with HTTP 400 and this message (any other exception becomes a 400 with a generic text), and a UserInputError
+    for callers in the same process."""
+
+    def __init__(self, message: str):
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
 
 
 def input_example(model, view, rows: int = 5) -> pd.DataFrame:
