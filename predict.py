@@ -4,6 +4,8 @@
     python predict.py --model "models:/deepromo-splc-synthetic@champion" --input customers.csv.gz --output scores.parquet
     python predict.py --model outputs/txl/<time>/model.ckpt --input customers.parquet --events events.parquet \
         --as-of 120 --output scores.parquet          # sequence models also read the customers' events
+    python predict.py --engine spark --model "models:/deepromo-splc-synthetic@champion" \
+        --input customers.parquet --output scores/           # on Spark (deepromo[spark]): a Parquet folder
     python predict.py --model outputs/txl/<time>/model.ckpt --input customers.tsv --events clicks.csv.gz \
         --events-column ts=day --event-type order=purchase --output scores.parquet   # renamed like data.events_*
     python predict.py --model outputs/splc/<time>/model.ckpt --input customers.parquet --output scores.parquet \
@@ -73,12 +75,39 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="log the drift table to a new run of MLflow experiment deepromo-scoring in this store "
                              "(e.g. sqlite:///mlflow.db)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--engine", choices=("local", "spark"), default="local",
+                        help="local: chunked scoring in this process (default); spark: mlflow.pyfunc.spark_udf on a "
+                             "Spark session (needs deepromo[spark] and Java; --model an MLflow model URI, --input "
+                             "Parquet, --output a folder)")
+    parser.add_argument("--spark-master", default="local[2]", metavar="URL",
+                        help="Spark master for --engine spark (default local[2])")
     return parser.parse_args(argv)
+
+
+def run_on_spark(args: argparse.Namespace) -> dict:
+    """``--engine spark``: the model's MLflow pyfunc as a Spark UDF over Parquet input, Parquet folder output."""
+    from deepromo.data.errors import UserInputError
+    from deepromo.serving.spark_scoring import score_spark
+
+    local_only = {"--events": args.events, "--as-of": args.as_of, "--drift": args.drift,
+                  "--encoding": args.encoding, "--events-column": args.events_columns,
+                  "--event-type": args.event_types}
+    used = [flag for flag, value in local_only.items() if value not in (None, False, [])]
+    if used:
+        raise UserInputError(f"{', '.join(used)}: not available with --engine spark (customer-table models on Parquet "
+                             "input only); score with the default engine")
+    summary = score_spark(args.model, args.input, args.output, master=args.spark_master, id_columns=args.id_columns,
+                          keep_columns=args.keep_columns)
+    print(f"scored {summary['rows']:,} rows on Spark ({args.spark_master}), {summary['seconds']:.1f} s "
+          f"({summary['rows_per_s']:,.0f} rows/s) -> {summary['output']}/")
+    return summary
 
 
 def run(args: argparse.Namespace) -> dict:
     from deepromo.serving.batch_scoring import score_file
 
+    if args.engine == "spark":
+        return run_on_spark(args)
     summary = score_file(
         args.model, args.input, args.output, chunk_size=args.chunk_size, id_columns=args.id_columns,
         keep_columns=args.keep_columns, progress=not args.no_progress, events=args.events, as_of=args.as_of,
