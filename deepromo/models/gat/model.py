@@ -28,9 +28,11 @@ customers that the ranking never uses. ``loss: bce`` is available for comparison
 
 Training runs on neighbour-sampled subgraphs (``fanout`` per hop; ``OfferGraphDataModule``) with each
 batch's supervised pairs removed from its message edges; evaluation embeds all nodes of the split's
-full graph. After training the customer and offer vectors of the serving graph (every interaction in
-the data) are kept in the checkpoint: ``rank_offers(customer_ids, k, rules=...)`` filters infeasible
-offers (``deepromo.decide.offer_rules``) and ranks the rest without touching the graph again.
+full graph, layer by layer in chunks of at most ``inference_chunk_edges`` incoming edges plus destination
+nodes (``layerwise.py``; null: one full-graph pass), so memory stays O(nodes x hidden). After training
+the customer and offer vectors of the serving graph (every interaction in the data) are kept in the
+checkpoint: ``rank_offers(customer_ids, k, rules=...)`` filters infeasible offers
+(``deepromo.decide.offer_rules``) and ranks the rest without touching the graph again.
 ``explain(customer_id, graph)`` returns the last layer's attention weights behind a customer's top offers.
 """
 
@@ -45,6 +47,7 @@ from torch import nn
 from torch_geometric.nn import GATConv, GATv2Conv, SAGEConv
 
 from deepromo.models.base import HyperParameterError, PromoModel
+from deepromo.models.gat.layerwise import LayerwiseInference
 from deepromo.models.gat.serving import OfferServing, edge_type_key
 from deepromo.models.registry import register_model
 
@@ -58,6 +61,8 @@ class GATOfferRanker(OfferServing, PromoModel):
     required_keys = ("query", "pos", "neg")
     monitor = ("val/ndcg_at_10", "max")
     output_columns = ("score",)
+    # a sampled subgraph need not reach every node and edge type, so some parameters get no gradient in a step
+    ddp_unused_parameters = True
     defaults = {
         "lr": 3e-3,
         "weight_decay": 1e-5,
@@ -73,6 +78,7 @@ class GATOfferRanker(OfferServing, PromoModel):
         "num_negatives": 4,
         "hard_negative_share": 0.5,
         "k": 10,
+        "inference_chunk_edges": 50_000,
     }
     test_params = [{"hidden": 16, "heads": 2, "fanout": [5, 3], "num_negatives": 2},
                    {"hidden": 16, "heads": 2, "fanout": [5, 3], "num_negatives": 2, "conv": "sage"}]
@@ -92,6 +98,10 @@ class GATOfferRanker(OfferServing, PromoModel):
             raise HyperParameterError(f"model 'gat': hidden ({hp.hidden}) must be divisible by heads ({hp.heads})")
         if len(hp.fanout) != hp.layers:
             raise HyperParameterError(f"model 'gat': fanout needs one entry per layer ({hp.layers}), got {hp.fanout}")
+        chunk = hp.inference_chunk_edges
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise HyperParameterError(f"model 'gat': inference_chunk_edges must be an integer >= 1 or null (one "
+                                      f"full-graph pass), got {chunk!r}")
         unknown = sorted(set(hp.id_embeddings) - set(g.node_types))
         if unknown:
             raise HyperParameterError(f"model 'gat': id_embeddings names unknown node types {unknown}; "
@@ -154,11 +164,25 @@ class GATOfferRanker(OfferServing, PromoModel):
             h[nt] = x
         return h
 
-    def message_passing(self, graph, h: dict[str, torch.Tensor], layers: int | None = None) -> dict[str, torch.Tensor]:
-        """Run the first ``layers`` (default all) attention layers over ``graph``'s edges."""
-        for conv, norm in list(zip(self.convs, self.norms))[:layers]:
+    def message_passing(self, graph, h: dict[str, torch.Tensor], layers: int | None = None,
+                        start: int = 0) -> dict[str, torch.Tensor]:
+        """Run attention layers ``start`` .. ``layers`` - 1 (default all) over all of ``graph``'s edges at once
+        (the training path, differentiable; :meth:`propagate` is the bounded-memory inference path)."""
+        for conv, norm in list(zip(self.convs, self.norms))[start:layers]:
             h = self._layer(conv, norm, graph, h)
         return h
+
+    def _message(self, conv, et, x_src, x_dst, edge_index, edge_attr) -> torch.Tensor:
+        """Messages [n_dst, hidden] of edge type ``et`` arriving at the destinations ``x_dst`` [n_dst, hidden]."""
+        if self.hparams.conv == "sage":
+            return conv[edge_type_key(et)]((x_src, x_dst), edge_index)
+        return conv[edge_type_key(et)]((x_src, x_dst), edge_index, edge_attr=edge_attr)
+
+    def _update(self, norm, nt: str, x: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+        """h^l = LayerNorm(h^{l-1} + Dropout(ELU(m))); a node type no edge type reaches keeps its state."""
+        if m is None:
+            return x
+        return norm[nt](x + F.dropout(F.elu(m), float(self.hparams.dropout), self.training))
 
     def _layer(self, conv, norm, graph, h):
         agg: dict[str, torch.Tensor] = {}
@@ -167,14 +191,22 @@ class GATOfferRanker(OfferServing, PromoModel):
                 continue
             src, _, dst = et
             store = graph[et]
-            if self.hparams.conv == "sage":
-                m = conv[edge_type_key(et)]((h[src], h[dst]), store.edge_index)
-            else:
-                m = conv[edge_type_key(et)]((h[src], h[dst]), store.edge_index, edge_attr=store.edge_attr)
+            m = self._message(conv, et, h[src], h[dst], store.edge_index, store.edge_attr)
             agg[dst] = m if dst not in agg else agg[dst] + m
-        drop = float(self.hparams.dropout)
-        return {nt: norm[nt](x + F.dropout(F.elu(agg[nt]), drop, self.training)) if nt in agg else x
-                for nt, x in h.items()}
+        return {nt: self._update(norm, nt, x, agg.get(nt)) for nt, x in h.items()}
+
+    def propagate(self, graph, h: dict[str, torch.Tensor], layers: int | None = None,
+                  start: int = 0) -> dict[str, torch.Tensor]:
+        """Inference version of :meth:`message_passing` (no gradients; call in eval mode): layer by layer in
+        chunks of destination nodes when ``inference_chunk_edges`` is set (``layerwise.py``), else full-graph."""
+        chunk = self.hparams.inference_chunk_edges
+        if chunk is None:
+            return self.message_passing(graph, h, layers, start)
+        plan = LayerwiseInference(graph, self.edge_types, int(chunk))
+        for conv, norm in list(zip(self.convs, self.norms))[start:layers]:
+            h = plan.layer(h, lambda et, *args, conv=conv: self._message(conv, et, *args),
+                           lambda nt, x, m, norm=norm: self._update(norm, nt, x, m))
+        return h
 
     def vectors(self, h: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(customer vectors [N_c, hidden + 1], offer vectors [N_o, hidden + 1]): score = their dot product."""
@@ -184,12 +216,13 @@ class GATOfferRanker(OfferServing, PromoModel):
         return u, v
 
     def embed(self, graph) -> tuple[torch.Tensor, torch.Tensor]:
-        """Customer and offer vectors of every node of a full graph, computed in eval mode without gradients."""
+        """Customer and offer vectors of every node of a full graph, computed in eval mode without gradients
+        (layer-wise in chunks unless ``inference_chunk_edges`` is null)."""
         was_training = self.training
         self.eval()
         with torch.inference_mode():
             graph = graph.to(self.device)
-            u, v = self.vectors(self.message_passing(graph, self.encode_nodes(graph)))
+            u, v = self.vectors(self.propagate(graph, self.encode_nodes(graph)))
         self.train(was_training)
         return u.clone(), v.clone()
 
@@ -201,7 +234,10 @@ class GATOfferRanker(OfferServing, PromoModel):
             c, o = batch["customer_index"], batch["offer_index"]
             return {"score": (self.customer_vectors[c] * self.offer_vectors[o]).sum(-1)}
         graph = batch["graph"]
-        u, v = self.vectors(self.message_passing(graph, self.encode_nodes(graph)))
+        h = self.encode_nodes(graph)
+        # evaluation batches are whole graphs: without gradients the bounded-memory path gives the same states
+        h = self.message_passing(graph, h) if self.training or torch.is_grad_enabled() else self.propagate(graph, h)
+        u, v = self.vectors(h)
         q = u[batch["query"]]
         out = {"pos_score": (q * v[batch["pos"]]).sum(-1), "neg_score": torch.einsum("bd,bnd->bn", q, v[batch["neg"]])}
         if "rank_customers" in batch:
@@ -227,7 +263,8 @@ class GATOfferRanker(OfferServing, PromoModel):
                                 k=int(self.hparams.k), exclude=batch["exclude"].cpu())
         for name, value in report.items():
             if not name.startswith("n_") and np.isfinite(value):
-                self.log(f"{stage}/{name.replace('@', '_at_')}", float(value), batch_size=int(report["n_queries"]))
+                self.log(f"{stage}/{name.replace('@', '_at_')}", float(value), batch_size=int(report["n_queries"]),
+                         sync_dist=True)  # under DDP every rank ranks the whole split: the same value
         if stage == "val":  # every checkpoint carries vectors consistent with its weights
             self._store_vectors(*out["vectors"])
 

@@ -1,7 +1,7 @@
 """Serving half of the gat ranker: stored customer/offer vectors, constraint-filtered top-k, attention explanations.
 
-``OfferServing`` is mixed into ``GATOfferRanker``; it reads the model's ``embed``, ``vectors``,
-``message_passing`` and ``convs`` and keeps the serving vectors as buffers, so a saved model ranks on its own.
+``OfferServing`` is mixed into ``GATOfferRanker``; it reads the model's ``embed``, ``vectors``, ``encode_nodes``,
+``propagate`` and ``convs`` and keeps the serving vectors as buffers, so a saved model ranks on its own.
 """
 
 from __future__ import annotations
@@ -162,8 +162,9 @@ class OfferServing:
         self.eval()
         with torch.inference_mode():
             g = graph.to(self.device)
-            h = self.message_passing(g, self.encode_nodes(g), layers=int(self.hparams.layers) - 1)
-            u, v = self.vectors(self.message_passing(g, h))
+            last = int(self.hparams.layers) - 1
+            h = self.propagate(g, self.encode_nodes(g), layers=last)  # the states the last layer attends over
+            u, v = self.vectors(self.propagate(g, h, start=last))
             scores = (u[c] @ v.T).float()
             top = torch.topk(scores, min(int(k), len(scores))).indices
             targets = {"customer": torch.tensor([c], device=self.device), "offer": top}
