@@ -10,6 +10,9 @@
         --events-column ts=day --event-type order=purchase --output scores.parquet   # renamed like data.events_*
     python predict.py --model outputs/splc/<time>/model.ckpt --input customers.parquet --output scores.parquet \
         --drift --drift-threshold 0.2     # + scores.drift.csv: each feature's and the score's shift from training
+    python predict.py --model outputs/dipn/<time>/model.ckpt --roles-from outputs/dipn/<time> \
+        --input new_customers.csv --role events_path=new_events.csv --output scores.parquet
+                                          # a raw file in the training format, no outcome: the run's column roles
 
 Bad input (missing columns, unsupported file type, missing file) prints one ``error: ...`` line and
 exits 2; set DEEPROMO_DEBUG=1 for the traceback.
@@ -34,9 +37,10 @@ def name_pair(text: str) -> tuple[str, str]:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Score a customer file with a trained deepromo model.")
     parser.add_argument("--model", required=True, help="checkpoint path or models:/NAME@alias / models:/NAME/VERSION")
-    parser.add_argument("--input", required=True,
+    parser.add_argument("--input", default=None,
                         help="file with the feature columns: .csv, .tsv (also compressed: .csv.gz, .tsv.bz2 ...), "
-                             ".parquet or .pq, as the table source reads them")
+                             ".parquet or .pq, as the table source reads them; with --roles-from / --role: the raw "
+                             "rows file in the training format (the role path)")
     parser.add_argument("--output", required=True, help="Parquet file to write (.parquet or .pq)")
     parser.add_argument("--chunk-size", type=int, default=100_000, help="rows per chunk (default 100000)")
     parser.add_argument(
@@ -74,6 +78,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--drift-tracking-uri", default=None, metavar="URI",
                         help="log the drift table to a new run of MLflow experiment deepromo-scoring in this store "
                              "(e.g. sqlite:///mlflow.db)")
+    parser.add_argument("--roles-from", nargs="?", const=ROLES_OF_MODEL, default=None, metavar="RUN_OR_YAML",
+                        help="score a raw file of customers (no outcome needed) through the column roles that "
+                             "trained the model: a training run folder (its .hydra/config.yaml), a config YAML, or, "
+                             "without a value, the roles stored with the model (MLflow config.yaml; the "
+                             "checkpoint's run folder)")
+    parser.add_argument("--role", action="append", dest="roles", default=[], metavar="NAME=VALUE",
+                        help="overrides a role or option of those roles, in train.py's syntax (repeatable; e.g. "
+                             "events_path=new_events.csv, history_end=2024-06-01, time=null); implies --roles-from")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--engine", choices=("local", "spark"), default="local",
                         help="local: chunked scoring in this process (default); spark: mlflow.pyfunc.spark_udf on a "
@@ -103,9 +115,21 @@ def run_on_spark(args: argparse.Namespace) -> dict:
     return summary
 
 
+ROLES_OF_MODEL = "<stored with the model>"  # --roles-from without a value
+
+
 def run(args: argparse.Namespace) -> dict:
+    from deepromo.data.errors import UserInputError
     from deepromo.serving.batch_scoring import score_file
 
+    if args.roles_from is not None or args.roles:
+        if args.engine == "spark":
+            raise UserInputError("--roles-from / --role: not available with --engine spark; score with the default "
+                                 "engine")
+        return run_with_roles(args)
+    if args.input is None:
+        raise UserInputError("--input is required (or --roles-from / --role to score a raw file through the "
+                             "training roles)")
     if args.engine == "spark":
         return run_on_spark(args)
     summary = score_file(
@@ -120,6 +144,38 @@ def run(args: argparse.Namespace) -> dict:
         f"scored {summary['rows']:,} rows in {summary['chunks']} chunk(s), {summary['seconds']:.1f} s "
         f"({summary['rows_per_s']:,.0f} rows/s) -> {summary['output']}"
     )
+    if "drift" in summary:
+        print(f"{summary['drift']['summary']} -> {summary['drift']['path']}")
+    return summary
+
+
+def run_with_roles(args: argparse.Namespace) -> dict:
+    """Score the raw rows file through the training roles (deepromo.serving.new_customers)."""
+    from deepromo.data.errors import UserInputError
+    from deepromo.serving.new_customers import parse_role, score_new_customers
+
+    given = [flag for flag, value in (("--events", args.events), ("--events-column", args.events_columns),
+                                      ("--event-type", args.event_types), ("--as-of", args.as_of),
+                                      ("--id-column", args.id_columns)) if value not in (None, [])]
+    if given:
+        raise UserInputError(f"{', '.join(given)}: for files that already hold the model's columns; through the "
+                             "training roles give the events as --role events_path=FILE (and events_columns, "
+                             "event_type_map), the prediction time as --role history_end=DAY_OR_DATE and the id "
+                             "column as --role id=COLUMN")
+    roles = dict(parse_role(text) for text in args.roles)
+    if args.input is not None:
+        roles["path"] = args.input
+    summary = score_new_customers(
+        args.model, args.output, roles_from=None if args.roles_from in (None, ROLES_OF_MODEL) else args.roles_from,
+        roles=roles, keep_columns=args.keep_columns, chunk_size=args.chunk_size, progress=not args.no_progress,
+        encoding=args.encoding, drift=args.drift, drift_threshold=args.drift_threshold,
+        drift_ks_pvalue=args.drift_ks_pvalue, drift_share_shift=args.drift_share_shift,
+        drift_tracking_uri=args.drift_tracking_uri,
+    )
+    print(f"roles from {summary['roles_from']}; {summary['prediction_time']}")
+    print(f"scored {summary['rows']:,} customers of {summary['input']} in {summary['chunks']} chunk(s) "
+          f"({summary['prepare_seconds']:.1f} s to load the model, read the files and build the view, "
+          f"{summary['seconds']:.1f} s to score) -> {summary['output']}")
     if "drift" in summary:
         print(f"{summary['drift']['summary']} -> {summary['drift']['path']}")
     return summary

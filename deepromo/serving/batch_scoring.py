@@ -6,7 +6,8 @@ Each chunk is scored with ``model.predict_frame`` and appended to the output thr
 ``pyarrow.parquet.ParquetWriter``; the output is written to a temporary file beside the target and renamed at
 the end, so a crash never leaves a complete-looking half file. With ``drift`` on, the scored rows are also
 compared with the model's training data profile (``deepromo.serving.drift``) chunk by chunk, and the drift table is
-written beside the scores.
+written beside the scores. ``score_frame`` does the same for a frame already in memory (the scoring frame of new
+customers read through training roles: ``deepromo.serving.new_customers``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -121,16 +122,8 @@ def score_file(
             raise UserInputError(f"output '{output_path}' is the input file; choose another output path")
 
         model = _resolve_model(model_source)
-        reference = drift_path = accumulator = None
-        if drift is not False and drift is not None:
-            reference = drift_monitor.model_reference(model, "" if model is model_source else str(model_source))
-            drift_path = drift_monitor.default_table_path(output_path) if drift is True else Path(drift)
-            if not drift_path.name.lower().endswith((".csv", *io.PARQUET_SUFFIXES)):
-                raise UserInputError(f"drift table '{drift_path}' must end in .csv, .parquet or .pq")
-            if drift_path.resolve() in (input_path.resolve(), output_path.resolve()):
-                raise UserInputError(f"drift table '{drift_path}' is the input or output file; choose another path")
-            drift_monitor.check_thresholds(drift_threshold, drift_ks_pvalue, drift_share_shift)
-            accumulator = drift_monitor.DriftAccumulator(reference)
+        reference, drift_path, accumulator = _drift_setup(model, model_source, drift, output_path, [input_path],
+                                                          drift_threshold, drift_ks_pvalue, drift_share_shift)
         pre = model.preprocessor
         model_columns = model.input_columns()
         output_columns = model.frame_columns()
@@ -169,60 +162,152 @@ def score_file(
         numeric = [c for c in pre.numeric if c not in pass_columns] if pre is not None else []
         typed = [c for c in needed if c not in categorical and c not in numeric]
         chunks = io.iter_batches(input_path, needed, numeric=numeric, typed=typed, rows=chunk_size)
-
-        output_path.parent.mkdir(parents=True, exist_ok=True)
-        remove_orphan_temporaries(output_path)
-        fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=temporary_prefix(output_path), suffix=".tmp")
-        os.close(fd)
-        writer: pq.ParquetWriter | None = None
-        rows = n_chunks = 0
-        start_time = time.perf_counter()
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=io.row_count(input_path), unit="rows", unit_scale=True, desc="scoring", disable=not progress,
-                   leave=True)
-        try:
-            for chunk in chunks:  # an input without rows gives one empty chunk: a typed, empty output
-                frame = chunk.select(features).to_pandas()
-                table = _score_chunk(model, frame, chunk, pass_columns, rows, input_path, context, accumulator)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp_name, table.schema)
-                writer.write_table(table)
-                rows += len(frame)
-                n_chunks += 1 if len(frame) else 0
-                bar.update(len(frame))
-                del chunk, frame, table  # freed before the next chunk is read, not after
-            writer.close()
-            writer = None
-            os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes it 0600; the output gets the user's umask
-            os.replace(tmp_name, output_path)
-        except BaseException:
-            if writer is not None:
-                try:
-                    writer.close()
-                except Exception:  # pragma: no cover - already failing
-                    pass
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-            raise
-        finally:
-            bar.close()
-        seconds = time.perf_counter() - start_time
-        summary = {
-            "rows": rows,
-            "chunks": n_chunks,
-            "seconds": seconds,
-            "rows_per_s": rows / seconds if seconds > 0 else float("nan"),
-            "input": str(input_path),
-            "output": str(output_path),
-            "columns": [*pass_columns, *output_columns],
-        }
+        scored = _scored_file_chunks(model, chunks, features, pass_columns, input_path, context, accumulator)
+        rows, n_chunks, seconds = _write_scores(scored, output_path, io.row_count(input_path), progress)
+        summary = _summary(rows, n_chunks, seconds, str(input_path), output_path, [*pass_columns, *output_columns])
         if accumulator is not None:
             summary["drift"] = _report_drift(reference, accumulator, drift_path, drift_threshold, drift_ks_pvalue,
                                              drift_share_shift, drift_tracking_uri,
                                              {"deepromo.model": model.name, "deepromo.input": str(input_path),
                                               "deepromo.output": str(output_path), "deepromo.rows": str(rows)})
         return summary
+
+
+def score_frame(
+    model_source,
+    frame: pd.DataFrame,
+    output_path: str | os.PathLike,
+    pass_through: pd.DataFrame | None = None,
+    context: Mapping | None = None,
+    chunk_size: int = 100_000,
+    progress: bool = True,
+    source: str = "frame",
+    drift: bool | str | os.PathLike = False,
+    drift_threshold: float = drift_monitor.DEFAULT_PSI_THRESHOLD,
+    drift_ks_pvalue: float | None = None,
+    drift_share_shift: float | None = None,
+    drift_tracking_uri: str | None = None,
+) -> dict:
+    """Score a frame held in memory, ``chunk_size`` rows at a time, and write the scores to a Parquet file, as
+    :func:`score_file` does for a file (same output, drift and summary).
+
+    frame: ``[n rows]`` the model's ``input_columns()`` (other columns ignored; sequence models also read
+        ``customer_id`` and, when present, ``as_of``). pass_through: ``[n rows]`` columns copied to the output
+        before the scores (e.g. the customers' original ids), row-aligned with ``frame``; default none.
+    context: ``predict_frame`` keyword arguments beyond the frame (sequence models: ``events``).
+    source: what the rows are, for messages and the drift run's ``deepromo.input`` tag (e.g. the rows file).
+    """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise UserInputError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    output_path = Path(output_path)
+    if not output_path.name.lower().endswith(io.PARQUET_SUFFIXES):
+        raise UserInputError(f"output '{output_path}' must be a Parquet file ({' or '.join(io.PARQUET_SUFFIXES)}); "
+                             "scores are written as Parquet")
+    pass_through = pd.DataFrame(index=frame.index) if pass_through is None else pass_through
+    if len(pass_through) != len(frame):
+        raise UserInputError(f"pass_through has {len(pass_through)} rows, the frame {len(frame)}; they must align")
+    model = _resolve_model(model_source)
+    output_columns = model.frame_columns()
+    clash = [c for c in pass_through.columns if c in output_columns]
+    if clash:
+        raise UserInputError(f"pass-through column(s) {clash} would clash with the model's output columns "
+                             f"{output_columns}")
+    missing = [c for c in model.input_columns() if c not in frame.columns]
+    if missing:
+        raise DataValidationError(f"{source}: the frame lacks {len(missing)} column(s) the model '{model.name}' needs: "
+                                  f"{missing}")
+    reference, drift_path, accumulator = _drift_setup(model, model_source, drift, output_path, [],
+                                                      drift_threshold, drift_ks_pvalue, drift_share_shift)
+    passed = pa.Table.from_pandas(pass_through.reset_index(drop=True), preserve_index=False)
+
+    def pieces() -> Iterator[pa.Table]:
+        for start in range(0, max(len(frame), 1), chunk_size):  # no rows: one empty piece, a typed empty output
+            part = frame.iloc[start:start + chunk_size]
+            yield _score_chunk(model, part, passed.slice(start, len(part)), list(pass_through.columns), start,
+                               Path(source), dict(context or {}), accumulator)
+
+    rows, n_chunks, seconds = _write_scores(pieces(), output_path, len(frame), progress)
+    summary = _summary(rows, n_chunks, seconds, source, output_path, [*pass_through.columns, *output_columns])
+    if accumulator is not None:
+        summary["drift"] = _report_drift(reference, accumulator, drift_path, drift_threshold, drift_ks_pvalue,
+                                         drift_share_shift, drift_tracking_uri,
+                                         {"deepromo.model": model.name, "deepromo.input": source,
+                                          "deepromo.output": str(output_path), "deepromo.rows": str(rows)})
+    return summary
+
+
+def _drift_setup(model, model_source, drift, output_path: Path, inputs: list[Path], threshold: float,
+                 ks_pvalue: float | None, share_shift: float | None):
+    """(training profile, drift table path, accumulator) when ``drift`` is on, else three Nones; the settings are
+    checked before anything is scored."""
+    if drift is False or drift is None:
+        return None, None, None
+    reference = drift_monitor.model_reference(model, "" if model is model_source else str(model_source))
+    drift_path = drift_monitor.default_table_path(output_path) if drift is True else Path(drift)
+    if not drift_path.name.lower().endswith((".csv", *io.PARQUET_SUFFIXES)):
+        raise UserInputError(f"drift table '{drift_path}' must end in .csv, .parquet or .pq")
+    if drift_path.resolve() in [p.resolve() for p in (*inputs, output_path)]:
+        raise UserInputError(f"drift table '{drift_path}' is the input or output file; choose another path")
+    drift_monitor.check_thresholds(threshold, ks_pvalue, share_shift)
+    return reference, drift_path, drift_monitor.DriftAccumulator(reference)
+
+
+def _scored_file_chunks(model, chunks: Iterable[pa.Table], features: list[str], pass_columns: list[str], path: Path,
+                        context: dict, accumulator) -> Iterator[pa.Table]:
+    """The output table of each chunk read from ``path``."""
+    first_row = 0
+    for chunk in chunks:  # an input without rows gives one empty chunk: a typed, empty output
+        frame = chunk.select(features).to_pandas()
+        table = _score_chunk(model, frame, chunk, pass_columns, first_row, path, context, accumulator)
+        first_row += len(frame)
+        yield table
+        del chunk, frame, table  # freed before the next chunk is read, not after
+
+
+def _write_scores(tables: Iterable[pa.Table], output_path: Path, total: int | None, progress: bool):
+    """Write the scored ``tables`` to ``output_path`` through a temporary file renamed at the end; returns
+    (rows, non-empty chunks, seconds)."""
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphan_temporaries(output_path)
+    fd, tmp_name = tempfile.mkstemp(dir=output_path.parent, prefix=temporary_prefix(output_path), suffix=".tmp")
+    os.close(fd)
+    writer: pq.ParquetWriter | None = None
+    rows = n_chunks = 0
+    start_time = time.perf_counter()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="rows", unit_scale=True, desc="scoring", disable=not progress, leave=True)
+    try:
+        for table in tables:
+            if writer is None:
+                writer = pq.ParquetWriter(tmp_name, table.schema)
+            writer.write_table(table)
+            rows += table.num_rows
+            n_chunks += 1 if table.num_rows else 0
+            bar.update(table.num_rows)
+            del table  # freed before the next chunk is read, not after
+        writer.close()
+        writer = None
+        os.chmod(tmp_name, 0o666 & ~current_umask())  # mkstemp makes it 0600; the output gets the user's umask
+        os.replace(tmp_name, output_path)
+    except BaseException:
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # pragma: no cover - already failing
+                pass
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    finally:
+        bar.close()
+    return rows, n_chunks, time.perf_counter() - start_time
+
+
+def _summary(rows: int, n_chunks: int, seconds: float, source: str, output_path: Path, columns: list[str]) -> dict:
+    return {"rows": rows, "chunks": n_chunks, "seconds": seconds,
+            "rows_per_s": rows / seconds if seconds > 0 else float("nan"), "input": source,
+            "output": str(output_path), "columns": columns}
 
 
 def _report_drift(reference: dict, accumulator, path: Path, threshold: float, ks_pvalue: float | None,

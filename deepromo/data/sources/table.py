@@ -5,7 +5,8 @@
 
 Optional files add behaviour events (``events_path``) and offers / products (``offers_path``, ``products_path``).
 Files are read by :mod:`deepromo.data.io`; every check raises a :class:`DataValidationError` naming the file,
-column and example values. The roles, options, mapping choices and errors are documented in docs/byod.md.
+column and example values. ``scoring=True`` reads a file of customers to score (no outcome yet) through the same
+roles. The roles, options, mapping choices and errors are documented in docs/byod.md.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 
 from deepromo.data.errors import UserInputError
 from deepromo.data.features import behaviour_features
-from deepromo.data.io import read_canonical, read_events, read_files, resolve_files
+from deepromo.data.io import file_columns, read_canonical, read_events, read_files, resolve_files
 from deepromo.data.sources import register_source
 from deepromo.data.tables import CanonicalData, DataValidationError
 
@@ -40,6 +41,8 @@ PRODUCT_TEXT = ("category", "brand")
 # columns the views add next to the customers table's columns: a feature may not carry these names
 VIEW_COLUMNS = ("customer_id", "segment", "engaged", "treated", "first_seen", "incentive", "propensity",
                 "purchased", "campaign_incentive", "as_of", "label_end")
+# roles that describe the outcome or the logged campaign, not the customer: scoring mode never reads them
+SCORING_UNREAD_ROLES = ("label", "revenue", "engaged", "propensity", "offer")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -277,6 +280,7 @@ def load_table(
     offers_columns=None,
     products_path=None,
     products_columns=None,
+    scoring: bool = False,
 ) -> CanonicalData:
     """Read CSV/Parquet files with column roles into validated canonical tables (docs/byod.md).
 
@@ -293,32 +297,50 @@ def load_table(
         kept as ``meta["as_of"]`` (customer_id, as_of days) for the views. null = ``history_end`` for every row.
     events_path / offers_path / products_path: optional files; ``*_columns``: canonical -> file column names.
     event_type_map: file event type -> canonical event type (e.g. {order: purchase}).
+    scoring: read customers to score, whose outcome is unknown, through the roles that trained a model
+        (docs/byod.md "Scoring new customers"). The outcome roles (label, label_positive, revenue, engaged,
+        propensity, offer) are not read, whatever the file holds there; outcomes are all 0. The treatment is read
+        when every rows file has its column (one level is fine) and left out otherwise. Ids, features, times and
+        events are mapped as in training; the prediction time (``history_end``) is the row's ``as_of``, else
+        option history_end, else the earliest decision time, else the day after the last event's day (never
+        the derived label's ``last day - response_days``). ``meta["scoring"]`` holds that time, its rule and
+        the roles left out.
     """
     roles = {o: _column_option(v, o) for o, v in (("id", id), ("label", label), ("treatment", treatment),
                                                    ("time", time), ("propensity", propensity), ("revenue", revenue),
                                                    ("engaged", engaged), ("offer", offer), ("as_of", as_of))}
     numeric, categorical = _column_list(numeric, "numeric"), _column_list(categorical, "categorical")
+    if not isinstance(scoring, bool):
+        raise UserInputError(f"{NAME}: option scoring must be true or false, got {scoring!r}")
+    left_out: list[str] = []
+    if scoring:
+        roles, left_out = _scoring_roles(path, roles)
+        label_positive = None
     _check_options(roles, numeric, categorical, treatment_type, time_unit, response_days, arms, label_positive,
-                   events_path)
+                   events_path, scoring)
     R = float(response_days)
-    files, rows = _read_rows(path, roles, numeric, categorical)
+    files, rows = _read_rows(path, roles, numeric, categorical, scoring)
     ids, original_ids = _customer_ids(rows, roles["id"])
     customers = _customers(rows, ids, numeric, categorical)
     given_label = _given_label(rows, roles, label_positive)  # checked before any events file is read
     treated, incentive, levels, arm_names, arm_levels, kind = _treatment(
-        rows, roles["treatment"], treatment_type, control, arms)
+        rows, roles["treatment"], treatment_type, control, arms, scoring)
     if not isinstance(arms_ordered, bool):
         raise UserInputError(f"{NAME}: option arms_ordered must be true or false, got {arms_ordered!r}")
     # two or more treated arms that are labels, not amounts: no model may read their codes as an order
     unordered = arm_levels is not None and not arms_ordered and len(arm_levels) > 2
     arm_order = None if not unordered else tuple(sorted(arm_levels, key=arm_levels.get))
     p = _propensity(rows, roles["propensity"], incentive, treated, levels)
-    timeline = _timeline(rows, roles, time_unit, history_end, R, events_path, events_columns, event_type_map)
+    timeline = _timeline(rows, roles, time_unit, history_end, R, events_path, events_columns, event_type_map,
+                         label_derived=roles["label"] is None and not scoring)
     events, redemptions, offer_exposures, n_unknown = _events(timeline.events_raw, timeline.event_days, ids,
                                                               original_ids, timeline.event_source)
     H = timeline.history_end
     start = H if timeline.as_of_days is None else timeline.as_of_days
-    purchased, rev = given_label if given_label is not None else _window_label(events, ids, start, R)
+    if scoring:  # the outcome is what the model predicts: no label, none derived
+        purchased, rev = np.zeros(len(rows), np.int8), np.zeros(len(rows))
+    else:
+        purchased, rev = given_label if given_label is not None else _window_label(events, ids, start, R)
     outcomes = pd.DataFrame({"customer_id": ids, "purchased": purchased.astype(np.int8),
                              "revenue": rev.astype(np.float64)})
     exposures = _exposures(rows, roles, ids, timeline, treated, incentive, p, arm_names)
@@ -333,7 +355,7 @@ def load_table(
         "day0": None if timeline.day0 is None else str(pd.Timestamp(timeline.day0).isoformat()),
         "history_end": H,
         "response_days": R,
-        "label_derived": roles["label"] is None,
+        "label_derived": roles["label"] is None and not scoring,
         "counts": {"rows": len(rows), "events": len(events), "events_dropped_unknown_id": int(n_unknown),
                    "label_rate": float(purchased.mean()), "treated_share": float(treated.mean())},
     }
@@ -349,6 +371,13 @@ def load_table(
         "as_of": (None if timeline.as_of_days is None
                   else pd.DataFrame({"customer_id": ids, "as_of": timeline.as_of_days})),
     }
+    if scoring:
+        extras["scoring"] = {
+            "prediction_time": H, "rule": _prediction_time_rule(history_end, roles, timeline),
+            "prediction_date": (None if timeline.day0 is None
+                                else (pd.Timestamp(timeline.day0) + pd.Timedelta(days=H)).isoformat()),
+            "per_row_as_of": timeline.as_of_days is not None, "left_out_roles": left_out,
+        }
     meta.update({k: v for k, v in extras.items() if v is not None})
     for option, value in (("events_path", events_path), ("offers_path", offers_path), ("products_path", products_path)):
         if value is not None:
@@ -366,8 +395,34 @@ def load_table(
 # ----------------------------------------------------------------------------------------------
 
 
+def _scoring_roles(path, roles: dict[str, str | None]) -> tuple[dict[str, str | None], list[str]]:
+    """(the roles scoring mode reads, the named roles it leaves out): no outcome role; the treatment only when
+    every rows file has its column."""
+    kept = {o: (None if o in SCORING_UNREAD_ROLES else c) for o, c in roles.items()}
+    left_out = [o for o in SCORING_UNREAD_ROLES if roles[o] is not None]
+    if roles["treatment"] is not None:
+        files = resolve_files(path, "path", NAME)
+        if any(roles["treatment"] not in file_columns(f, NAME) for f in files):
+            kept["treatment"] = None
+            left_out.append("treatment")
+    return kept, left_out
+
+
+def _prediction_time_rule(option, roles: dict[str, str | None], timeline: "_Timeline") -> str:
+    """Which rule of :func:`_history_end` set the prediction time of scoring mode, in words."""
+    if timeline.as_of_days is not None:
+        return f"each row's as_of (column '{roles['as_of']}')"
+    if option is not None:
+        return f"option history_end={option!r}"
+    if timeline.decision_days is not None:
+        return f"the earliest decision time (column '{roles['time']}')"
+    if timeline.event_days is not None and len(timeline.event_days):
+        return "the day after the last event's day"
+    return "day 0 (no time, as_of or events to place it)"
+
+
 def _check_options(roles: dict[str, str | None], numeric: list[str], categorical: list[str], treatment_type: str,
-                   time_unit: str, response_days, arms, label_positive, events_path) -> None:
+                   time_unit: str, response_days, arms, label_positive, events_path, scoring: bool = False) -> None:
     if treatment_type not in TREATMENT_TYPES:
         raise UserInputError(f"{NAME}: option treatment_type must be one of {list(TREATMENT_TYPES)}, "
                          f"got {treatment_type!r}")
@@ -378,7 +433,7 @@ def _check_options(roles: dict[str, str | None], numeric: list[str], categorical
         raise UserInputError(f"{NAME}: option response_days must be a finite number of days > 0, got {response_days!r}")
     if arms is not None and (isinstance(arms, str) or not isinstance(arms, Sequence)):
         raise UserInputError(f"{NAME}: option arms must be a list of treatment values, got {arms!r}")
-    if roles["label"] is None and events_path is None:
+    if roles["label"] is None and events_path is None and not scoring:
         raise DataValidationError(
             f"{NAME}: option label is required (the 0/1 outcome column), unless events_path is given to derive "
             f"a next-window purchase label"
@@ -388,12 +443,14 @@ def _check_options(roles: dict[str, str | None], numeric: list[str], categorical
     _check_roles(roles, numeric, categorical)
 
 
-def _read_rows(path, roles: dict[str, str | None], numeric: list[str], categorical: list[str]):
+def _read_rows(path, roles: dict[str, str | None], numeric: list[str], categorical: list[str], scoring: bool = False):
     """(the rows files, their role columns as one DataFrame); numeric roles as float64, the others as read."""
     files = resolve_files(path, "path", NAME)
     wanted = [c for c in roles.values() if c is not None] + categorical + numeric
+    role = (" (named by the column role options; scoring reads the id, feature, time and as_of roles: set a role "
+            "to null to leave it out, e.g. time=null)" if scoring else " (named by the column role options)")
     rows = read_files(files, wanted, numeric=numeric + [c for c in (roles["propensity"], roles["revenue"]) if c],
-                      what=NAME, role=" (named by the column role options)")
+                      what=NAME, role=role)
     if len(rows) == 0:
         raise DataValidationError(f"{NAME}: the rows file(s) {[f.name for f in files]} have no data rows")
     return files, rows
@@ -450,7 +507,7 @@ class _Timeline:
 
 
 def _timeline(rows: pd.DataFrame, roles: dict[str, str | None], time_unit: str, history_end, R: float,
-              events_path, events_columns, event_type_map) -> _Timeline:
+              events_path, events_columns, event_type_map, label_derived: bool) -> _Timeline:
     decision, time_kind = (None, None)
     if roles["time"] is not None:
         decision, time_kind = _parse_time(rows[roles["time"]], roles["time"], time_unit, NAME)
@@ -482,8 +539,8 @@ def _timeline(rows: pd.DataFrame, roles: dict[str, str | None], time_unit: str, 
         starts = [a.min() for a in (decision, as_of, ev_time) if a is not None and len(a) and a.dtype.kind == "M"]
         day0 = min(starts).astype("datetime64[D]").astype("datetime64[ns]")
     decision_days, ev_days, as_of_days = _days(decision, day0), _days(ev_time, day0), _days(as_of, day0)
-    H = _history_end(history_end, decision_days if as_of_days is None else as_of_days, ev_days,
-                     roles["label"] is None, R, day0)
+    H = _history_end(history_end, decision_days if as_of_days is None else as_of_days, ev_days, label_derived, R,
+                     day0)
     if as_of_days is not None:
         _check_as_of(rows, roles, as_of_days, decision_days, H)
     if decision_days is not None:
@@ -568,8 +625,9 @@ def _customer_ids(rows: pd.DataFrame, column: str | None) -> tuple[np.ndarray, n
     return ids, original
 
 
-def _treatment(rows: pd.DataFrame, column: str | None, treatment_type: str, control, arms):
-    """(treated int8, incentive float64, levels, arm names or None, {arm: level} or None, kind)."""
+def _treatment(rows: pd.DataFrame, column: str | None, treatment_type: str, control, arms, scoring: bool = False):
+    """(treated int8, incentive float64, levels, arm names or None, {arm: level} or None, kind); ``scoring``: one
+    level (e.g. every new customer sent the same coupon) and an absent control arm are fine."""
     n = len(rows)
     if column is None:
         return np.zeros(n, np.int8), np.zeros(n), (0.0,), None, None, "none"
@@ -607,8 +665,8 @@ def _treatment(rows: pd.DataFrame, column: str | None, treatment_type: str, cont
         levels = tuple(float(v) for v in np.union1d(distinct, [0.0])) if distinct.size <= MAX_LEVELS else None
         names, arm_levels = None, None
     else:
-        t, incentive, levels, names, arm_levels = _arms(obj, column, control, arms)
-    if np.unique(incentive).size < 2:
+        t, incentive, levels, names, arm_levels = _arms(obj, column, control, arms, scoring)
+    if np.unique(incentive).size < 2 and not scoring:
         raise DataValidationError(
             f"{NAME}: treatment column '{column}' has a single value ({_plain(obj.iloc[0])!r}); uplift and response "
             f"models need at least two treatment levels — leave option treatment unset when there was no campaign"
@@ -616,7 +674,7 @@ def _treatment(rows: pd.DataFrame, column: str | None, treatment_type: str, cont
     return t, incentive, levels, names, arm_levels, kind
 
 
-def _arms(obj: pd.Series, column: str, control, arms):
+def _arms(obj: pd.Series, column: str, control, arms, scoring: bool = False):
     """Categorical arms: control -> level 0, the others -> 1..K in ``arms`` order (default sorted)."""
     text = obj.astype(str).str.strip()
     seen = sorted(pd.unique(text).tolist())
@@ -626,7 +684,7 @@ def _arms(obj: pd.Series, column: str, control, arms):
             f"arm that means 'no treatment'"
         )
     ctrl = str(control).strip()
-    if ctrl not in seen:
+    if ctrl not in seen and not scoring:
         raise DataValidationError(
             f"{NAME}: control arm {control!r} does not occur in treatment column '{column}'; its values are {seen[:10]}"
         )
