@@ -1,4 +1,4 @@
-"""Optuna studies over the train.py job: budget, resume, failures, pruning, outputs."""
+"""Optuna studies over the train.py job: budget, resume, failures, pruning, outputs, storages (RDB, journal file)."""
 
 import math
 
@@ -142,3 +142,102 @@ def test_a_drawn_repeat_is_skipped_and_not_counted(make_config, tmp_path):
     assert len(repeats) == 1 and repeats[0].user_attrs[DUPLICATE_ATTR] == 0
     counted = [t for t in study.trials if DUPLICATE_ATTR not in t.user_attrs]
     assert len(counted) == 3 and len({tuple(sorted(t.params.items())) for t in counted}) == 3
+
+
+def test_journal_file_study_resumes_with_heartbeats(make_config, tmp_path):
+    """hparams_search.storage=journal:PATH keeps the study in an Optuna journal file (no database): a second
+    run_study adds only the missing trials, and every trial recorded heartbeats there."""
+    from deepromo.jobs.tune import HEARTBEAT_ATTR
+
+    journal = tmp_path / "studies" / "test.journal"  # its folder is created
+    storage = f"hparams_search.storage=journal:{journal}"
+    first = run_study(make_config(*study_overrides(tmp_path, 2), storage))
+    params_before = [t.params for t in first.trials]
+    assert journal.stat().st_size > 0
+    again = run_study(make_config(*study_overrides(tmp_path, 3), storage))
+    assert len(again.trials) == 3 and [t.params for t in again.trials[:2]] == params_before
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in again.trials)
+    assert all(isinstance(t.system_attrs.get(HEARTBEAT_ATTR), float) for t in again.trials)
+    reread = optuna.load_study(study_name="test-study", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))  # plain Optuna reads the same file
+    assert [t.params for t in reread.trials] == [t.params for t in again.trials]
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_trial_of_a_worker_killed_before_its_first_heartbeat_is_failed_and_rerun(make_config, tmp_path, storage):
+    """A RUNNING trial that never recorded a heartbeat (its worker died between creating it and the heartbeat
+    thread's first beat) and started longer ago than the grace period is failed, and its parameters run again."""
+    from datetime import datetime, timedelta
+
+    url = f"sqlite:///{tmp_path}/optuna.db" if storage == "sqlite" else f"journal:{tmp_path}/optuna.journal"
+    cfg = make_config(*study_overrides(tmp_path, 2, f"hparams_search.storage={url}",
+                                       "hparams_search.heartbeat_interval=1"))
+    study = make_study(cfg.hparams_search)
+    orphan = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.RUNNING, params={"model.params.tau": 0.45, "model.params.hidden": 16},
+        distributions={"model.params.tau": optuna.distributions.FloatDistribution(0.2, 0.6),
+                       "model.params.hidden": optuna.distributions.CategoricalDistribution([8, 16])})
+    orphan.datetime_start = datetime.now() - timedelta(minutes=10)
+    study.add_trial(orphan)
+    study = run_study(cfg)
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE], states
+    assert study.trials[1].params == orphan.params and study.trials[1].system_attrs["failed_trial"] == 0
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")  # study.ask
+def test_a_live_trial_without_a_heartbeat_yet_is_not_failed(make_config, tmp_path):
+    """The check above leaves a trial that started within the grace period alone (its worker may be alive)."""
+    cfg = make_config(*study_overrides(tmp_path, 1, "hparams_search.heartbeat_interval=30"))
+    study = make_study(cfg.hparams_search)
+    live = study.ask()  # RUNNING, no heartbeat, just started
+    study = run_study(cfg)
+    assert study.trials[live.number].state == optuna.trial.TrialState.RUNNING
+    assert [t.state for t in study.trials[1:]] == [optuna.trial.TrialState.COMPLETE]
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg://optuna:secret@127.0.0.1:1/optuna",
+                                 "postgresql://optuna:secret@127.0.0.1:1/optuna"])
+def test_postgres_url_without_the_driver_names_the_extra(make_config, tmp_path, monkeypatch, url):
+    import sys
+
+    from deepromo.data.errors import UserInputError
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed: import psycopg fails
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    cfg = make_config(*study_overrides(tmp_path, 1, f"hparams_search.storage={url}"))
+    with pytest.raises(UserInputError, match=r"hparams_search.storage=postgresql.*optuna:\*\*\*@.*not installed.*"
+                                             r"pip install 'deepromo\[postgres\]'") as raised:
+        make_study(cfg.hparams_search)
+    assert "secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize("storage, expected", [
+    ("journal://fileserver/study.journal", "not a host"),
+    ("journal:", "naming a file"),
+    ("not-a-url", "not a valid SQLAlchemy URL"),
+])
+def test_bad_storage_is_named(make_config, tmp_path, storage, expected):
+    from deepromo.data.errors import UserInputError
+
+    cfg = make_config(*study_overrides(tmp_path, 1, f"hparams_search.storage={storage}"))
+    with pytest.raises(UserInputError, match=f"hparams_search.storage={storage}.*{expected}"):
+        make_study(cfg.hparams_search)
+
+
+def test_unreachable_database_is_one_clear_error(make_config, tmp_path):
+    from deepromo.data.errors import UserInputError
+    from deepromo.jobs.tune import open_storage
+
+    cfg = make_config(*study_overrides(tmp_path, 1, "hparams_search.storage=postgresql+psycopg://u:pw@127.0.0.1:1/db"))
+    with pytest.raises(UserInputError, match=r"u:\*\*\*@127.0.0.1:1/db: could not open the study storage after 1 "
+                                             r"attempts: .*(refused|failed)"):
+        open_storage(cfg.hparams_search, attempts=1)
+
+
+def test_heartbeat_interval_must_be_positive(make_config, tmp_path):
+    from deepromo.data.errors import UserInputError
+
+    cfg = make_config(*study_overrides(tmp_path, 1, "hparams_search.heartbeat_interval=0"))
+    with pytest.raises(UserInputError, match="hparams_search.heartbeat_interval=0: expected a positive"):
+        make_study(cfg.hparams_search)

@@ -3,9 +3,10 @@
 ``python train.py model=splc hparams_search=splc`` runs a study: each trial copies the composed
 config, applies the trial's values (dotted keys such as ``model.params.tau``) and calls
 ``deepromo.jobs.train.run`` — the very function behind a plain ``train.py`` run. The study lives in
-an RDB storage (SQLite file by default, any SQLAlchemy URL), so a killed study resumes with
-``load_if_exists`` and several processes started on the same study share its trial budget.
-The Hydra Optuna sweeper is not used: it pins optuna<3.
+an RDB storage (SQLite file by default, PostgreSQL across machines, any SQLAlchemy URL) or an Optuna
+journal file (``journal:PATH``), so a killed study resumes with ``load_if_exists`` and several
+processes started on the same study share its trial budget; heartbeats fail and rerun the trials of
+killed workers. The Hydra Optuna sweeper is not used: it pins optuna<3.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 import random
 import time
 import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import numpy as np
 import optuna
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
+from optuna.storages._heartbeat import BaseHeartbeat  # the interface Optuna's fail_stale_trials checks for
 
 from deepromo.jobs.config import ConfigError
 from deepromo.jobs.train import quiet_lightning, run
@@ -120,11 +123,13 @@ def with_model_objective(cfg: DictConfig) -> DictConfig:
 
 def make_study(hs: DictConfig) -> optuna.Study:
     if hs.sampler.name not in SAMPLERS or hs.pruner.name not in PRUNERS:
-        raise ConfigError(f"hparams_search: sampler must be one of {sorted(SAMPLERS)} and pruner one of {sorted(PRUNERS)}")
+        raise ConfigError(f"hparams_search: sampler must be one of {sorted(SAMPLERS)} and pruner one of "
+                          f"{sorted(PRUNERS)}")
     storage = open_storage(hs)
     sampler = TrialSeededSampler(SAMPLERS[hs.sampler.name], hs.sampler.seed)
     pruner = (
-        optuna.pruners.MedianPruner(n_startup_trials=hs.pruner.n_startup_trials, n_warmup_steps=hs.pruner.n_warmup_steps)
+        optuna.pruners.MedianPruner(n_startup_trials=hs.pruner.n_startup_trials,
+                                    n_warmup_steps=hs.pruner.n_warmup_steps)
         if hs.pruner.name == "median"
         else optuna.pruners.NopPruner()
     )
@@ -136,28 +141,175 @@ def make_study(hs: DictConfig) -> optuna.Study:
             )
         except optuna.exceptions.DuplicatedStudyError:  # another worker created it between check and insert
             time.sleep(0.2 * (attempt + 1))
-    raise RuntimeError(f"could not create or load study '{hs.study_name}' in {hs.storage}")
+    raise RuntimeError(f"could not create or load study '{hs.study_name}' in {shown_url(str(hs.storage))}")
 
 
-def open_storage(hs: DictConfig, attempts: int = 5) -> optuna.storages.RDBStorage:
-    """The study's RDB storage with heartbeats. Workers that start together race to create the
-    schema (SQLite answers "table already exists"); a short randomised retry lets one of them win."""
+JOURNAL_PREFIX = "journal:"  # hparams_search.storage=journal:PATH is an Optuna journal file, anything else an RDB URL
+
+
+def shown_url(url: str) -> str:
+    """``url`` for messages and logs, its password replaced by ***."""
+    if url.startswith(JOURNAL_PREFIX):
+        return url
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url
+
+
+def heartbeat_seconds(hs: DictConfig) -> int:
+    """``hparams_search.heartbeat_interval``, checked: whole seconds >= 1 (what Optuna's heartbeat thread takes)."""
+    interval = hs.get("heartbeat_interval")
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise ConfigError(f"hparams_search.heartbeat_interval={interval!r}: expected a positive whole number "
+                          "of seconds")
+    return interval
+
+
+def open_storage(hs: DictConfig, attempts: int = 5) -> optuna.storages.BaseStorage:
+    """The study's storage, with heartbeats: an RDB (any SQLAlchemy URL) or, for ``journal:PATH``, an Optuna journal
+    file. A trial left RUNNING by a killed worker is marked failed once it has been silent for three heartbeat
+    intervals, and its parameters run once more. RDB workers that start together race to create the schema (SQLite
+    answers "table already exists"); a short randomised retry lets one of them win."""
     import sqlalchemy.exc
 
+    url = hs.get("storage")
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f"hparams_search.storage={url!r}: expected a SQLAlchemy URL (sqlite:///optuna.db, "
+                          "postgresql+psycopg://user:password@host/db) or journal:PATH")
+    interval = heartbeat_seconds(hs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat and retry: "experimental"
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+    if url.startswith(JOURNAL_PREFIX):
+        return HeartbeatJournalStorage(journal_backend(url), heartbeat_interval=interval, grace_period=interval * 3,
+                                       stale_trial_callback=retry)
     for attempt in range(attempts):
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat is "experimental"
-                return optuna.storages.RDBStorage(
-                    url=hs.storage, heartbeat_interval=hs.heartbeat_interval, grace_period=hs.heartbeat_interval * 3,
-                    # a trial left RUNNING by a killed worker is marked failed, and its parameters run once more
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-                )
-        except sqlalchemy.exc.SQLAlchemyError:
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return HeartbeatRDBStorage(url=url, heartbeat_interval=interval, grace_period=interval * 3,
+                                           heartbeat_stale_trial_callback=retry)
+        except ImportError as exc:  # SQLAlchemy imports the URL's driver when it builds the engine
+            raise ConfigError(missing_driver_message(url, exc)) from exc
+        except sqlalchemy.exc.ArgumentError as exc:
+            raise ConfigError(f"hparams_search.storage={shown_url(url)}: not a valid SQLAlchemy URL ({exc}); "
+                              "expected e.g. sqlite:///optuna.db, postgresql+psycopg://user:password@host/db or "
+                              "journal:PATH") from exc
+        except sqlalchemy.exc.SQLAlchemyError as exc:
             if attempt == attempts - 1:
-                raise
+                reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+                raise ConfigError(f"hparams_search.storage={shown_url(url)}: could not open the study storage after "
+                                  f"{attempts} attempts: {reason}") from exc
             time.sleep(random.uniform(0.2, 1.0) * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def missing_driver_message(url: str, exc: ImportError) -> str:
+    """What to install for a storage URL whose database driver is missing."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    shown, backend = shown_url(url), parsed.get_backend_name()
+    driver = getattr(exc.__cause__, "name", None) or exc.name or parsed.get_driver_name()  # Optuna re-raises
+    if backend == "postgresql":
+        other = " (or pip install psycopg2-binary for postgresql+psycopg2://)" if driver == "psycopg2" else ""
+        return (f"hparams_search.storage={shown}: the PostgreSQL driver '{driver}' is not installed. Install "
+                "deepromo's postgres extra (pip install 'deepromo[postgres]', the psycopg 3 driver) and write the URL "
+                f"as postgresql+psycopg://user:password@host/db{other}")
+    return (f"hparams_search.storage={shown}: SQLAlchemy needs the '{driver}' driver for {backend}, which is not "
+            "installed; pip install it, or use sqlite:///optuna.db or journal:optuna.journal")
+
+
+class HeartbeatRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose stale-trial check also catches a trial killed before its first heartbeat.
+
+    Optuna records a trial's first heartbeat from a thread started just after the trial is created, and its stale
+    check skips trials with no heartbeat row: a worker killed in that gap leaves the trial RUNNING forever. Here a
+    RUNNING trial without a heartbeat whose start is older than the grace period is stale too (its worker's clock
+    wrote the start time, so workers' clocks must agree to within the grace period, as NTP keeps them)."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        import sqlalchemy
+        from optuna.storages._rdb import models  # Optuna's schema; no public query for trials without a heartbeat
+
+        stale = super()._get_stale_trial_ids(study_id)
+        query = (
+            sqlalchemy.select(models.TrialModel.trial_id)
+            .outerjoin(models.TrialHeartbeatModel, models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id)
+            .where(models.TrialModel.study_id == study_id, models.TrialModel.state == optuna.trial.TrialState.RUNNING,
+                   models.TrialHeartbeatModel.trial_id.is_(None))
+        )
+        with self.engine.connect() as connection:
+            never_beaten = [row[0] for row in connection.execute(query)]
+        # FrozenTrial.datetime_start is naive local time in every Optuna version (the column's meaning changed in 5)
+        started_before = datetime.now() - timedelta(seconds=self.grace_period or 2 * self.heartbeat_interval)
+        return stale + [trial_id for trial_id in never_beaten if trial_id not in stale
+                        and (self.get_trial(trial_id).datetime_start or datetime.now()) < started_before]
+
+
+def journal_backend(url: str) -> optuna.storages.journal.JournalFileBackend:
+    """The journal file of ``journal:PATH`` (``journal:optuna.journal`` relative to the working directory,
+    ``journal:///abs/path.journal`` absolute); its folder is created."""
+    rest = url[len(JOURNAL_PREFIX):]
+    if rest.startswith("//"):
+        if not rest.startswith("///"):
+            raise ConfigError(f"hparams_search.storage={url}: a journal is a file on this machine or a shared file "
+                              "system, not a host; expected journal:relative/path or journal:///absolute/path")
+        rest = rest[2:]
+    if not rest or rest.endswith("/"):
+        raise ConfigError(f"hparams_search.storage={url}: expected journal:PATH naming a file, "
+                          "e.g. journal:optuna.journal")
+    path = Path(rest).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # the default lock (a symlink next to the file) works on local disks and NFS; a lock left by a killed worker
+        # is broken after 30 s
+        return optuna.storages.journal.JournalFileBackend(str(path))
+    except OSError as exc:
+        raise ConfigError(f"hparams_search.storage={url}: cannot write the journal file {path}: {exc}") from exc
+
+
+HEARTBEAT_ATTR = "deepromo:heartbeat"  # trial system attr: Unix time of the worker's last heartbeat (journal storage)
+
+
+class HeartbeatJournalStorage(optuna.storages.journal.JournalStorage, BaseHeartbeat):
+    """Optuna's journal storage with the heartbeat protocol Optuna gives only RDB storages (written here: Optuna 5's
+    JournalStorage has none, so a killed worker's trial would stay RUNNING forever). A heartbeat is a trial system
+    attribute with the worker's Unix time, one journal line per interval; a RUNNING trial whose last heartbeat (or
+    start, before its first) is older than the grace period is failed by the next worker that starts a trial, and
+    the callback runs its parameters again — Optuna's own ``fail_stale_trials`` does both. Clocks of the workers
+    sharing a journal must agree to within the grace period."""
+
+    def __init__(self, backend, heartbeat_interval: int, grace_period: int, stale_trial_callback=None):
+        super().__init__(backend)
+        self.heartbeat_interval, self.grace_period = heartbeat_interval, grace_period
+        self.stale_trial_callback = stale_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            self.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker already failed it as stale
+            pass
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        now = time.time()
+        stale = []
+        for trial in self.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            # a retried trial inherits its predecessor's system attrs, heartbeat included: its start counts too
+            started = trial.datetime_start.timestamp() if trial.datetime_start else now
+            if now - max(started, float(trial.system_attrs.get(HEARTBEAT_ATTR, 0.0))) > self.grace_period:
+                stale.append(trial._trial_id)
+        return stale
+
+    def get_heartbeat_interval(self) -> int | None:
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self):
+        return self.stale_trial_callback
 
 
 DUPLICATE_ATTR = "deepromo_duplicate_of"  # user attr of a trial skipped because its parameters were tried before
@@ -302,7 +454,8 @@ def run_study(cfg: DictConfig) -> optuna.Study:
             callbacks = (PruneOnValidation(trial, monitor),) if monitor else ()
             results = run(trial_cfg, callbacks=callbacks)
             if hs.metric not in results["val"]:
-                raise ConfigError(f"hparams_search.metric '{hs.metric}' not found; validation metrics are {sorted(results['val'])}")
+                raise ConfigError(f"hparams_search.metric '{hs.metric}' not found; validation metrics are "
+                                  f"{sorted(results['val'])}")
             value = float(results["val"][hs.metric])
             status = "FINISHED" if math.isfinite(value) else "FAILED"
             return value  # NaN is recorded by Optuna as a failed trial
