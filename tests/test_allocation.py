@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,8 @@ from deepromo.decide.allocation import (
     allocate_budget, evaluate_plan, expected_value_and_cost, plan_roi, random_plan, solve_exact,
     uniform_plan,
 )
+
+from conftest import ROOT
 
 
 def random_instance(seed, n=30, L=4):
@@ -186,3 +190,99 @@ def test_baselines_and_frame(tmp_path):
     assert df["expected_cost"].sum() == pytest.approx(a.cost)
     path = a.to_parquet(tmp_path / "plan.parquet", level_values=[0.0, 5.0, 10.0, 20.0])
     assert len(pd.read_parquet(path)) == 100
+
+
+# --------------------------------------------------------------------------- blocked code == frozen reference
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import allocation_reference  # noqa: E402
+
+import deepromo.decide.allocation as allocation_module  # noqa: E402
+
+
+def mixed_instance(seed, n, L, sorted_costs):
+    """Value / cost with column 0 = 0 and ties on purpose (costs and values on a coarse grid, some equal costs);
+    ``sorted_costs=False`` shuffles each row's paid columns so that costs no longer rise with the level."""
+    r = np.random.default_rng(seed)
+    c = np.round(np.sort(r.random((n, L)) * 3, axis=1), 1)
+    c[:, 0] = 0
+    v = np.round(np.cumsum(r.random((n, L)), axis=1) * r.random((n, 1)) * 2 - 0.3 * c, 1)
+    v[:, 0] = 0
+    if not sorted_costs:
+        perm = np.argsort(r.random((n, L - 1)), axis=1) + 1
+        v[:, 1:] = np.take_along_axis(v, perm, axis=1)
+        c[:, 1:] = np.take_along_axis(c, perm, axis=1)
+    return v, c
+
+
+def assert_same_plan(got, want):
+    assert np.array_equal(got.level, want.level) and got.level.dtype == want.level.dtype
+    assert got.value == want.value and got.cost == want.cost
+    assert got.bound == want.bound and got.lam == want.lam
+    assert got.segment_lam == want.segment_lam and got.n_iter == want.n_iter
+    assert np.array_equal(got.customer_value, want.customer_value)
+    assert np.array_equal(got.customer_cost, want.customer_cost)
+
+
+@pytest.mark.parametrize("sorted_costs", [True, False])
+@pytest.mark.parametrize("n", [5, 7, 50])  # with 7 rows a block: fewer rows than a block, exactly one, 8 blocks
+def test_blocked_plan_equals_reference(monkeypatch, sorted_costs, n):
+    monkeypatch.setattr(allocation_module, "BLOCK_ROWS", 7)
+    L = 5
+    v, c = mixed_instance(10 * n + sorted_costs, n, L, sorted_costs)
+    seg = np.array(["a", "b", "u"])[np.arange(n) % 3]  # "u" is uncapped
+    per_customer_cap = np.arange(n) % L
+    top_cost = c.max(axis=1).sum()
+    cases = []
+    for frac in (0.0, 0.05, 0.3, 0.8, 2.0):
+        budget = frac * top_cost
+        cases += [dict(budget=budget), dict(budget=budget, polish=False), dict(budget=budget, max_level=2),
+                  dict(budget=budget, max_level=per_customer_cap),
+                  dict(budget=budget, segments=seg, segment_caps={"a": 0.1 * top_cost, "b": 0.02 * top_cost,
+                                                                  "empty": 1.0}),
+                  dict(budget=budget, segments=seg, segment_caps={"a": 0.05 * top_cost}, max_level=per_customer_cap)]
+    cases += [dict(budget=np.inf), dict(budget=np.inf, max_level=per_customer_cap),
+              dict(budget=np.inf, segments=seg, segment_caps={"b": 0.03 * top_cost})]
+    n_binding = 0
+    for kwargs in cases:
+        kwargs = dict(kwargs)
+        budget = kwargs.pop("budget")
+        got = allocate_budget(v, c, budget, **kwargs)
+        want = allocation_reference.allocate_budget(v, c, budget, **kwargs)
+        assert_same_plan(got, want)
+        n_binding += got.lam > 0
+    assert n_binding >= 5  # the bisection and both fills really ran
+
+
+def test_blocked_plan_equals_reference_over_many_default_blocks():
+    n = 2 * allocation_module.BLOCK_ROWS + 123
+    for sorted_costs in (True, False):
+        v, c = mixed_instance(7 + sorted_costs, n, 6, sorted_costs)
+        seg = np.arange(n) % 4
+        for budget in (0.1 * c.max(axis=1).sum(), np.inf):
+            for kwargs in (dict(), dict(segments=seg, segment_caps={0: 0.01 * c.max(axis=1).sum()}),
+                           dict(max_level=np.arange(n) % 6)):
+                got = allocate_budget(v, c, budget, polish=False, **kwargs)
+                want = allocation_reference.allocate_budget(v, c, budget, polish=False, **kwargs)
+                assert_same_plan(got, want)
+
+
+def test_one_unsorted_row_in_the_last_block_is_sorted(monkeypatch):
+    monkeypatch.setattr(allocation_module, "BLOCK_ROWS", 7)
+    v, c = mixed_instance(5, 30, 4, sorted_costs=True)
+    v[-1], c[-1] = [0.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.5, 0.2]  # equal values: the tie goes to the last, cheapest
+    for budget in (0.2 * c.sum(), np.inf):
+        got, want = allocate_budget(v, c, budget), allocation_reference.allocate_budget(v, c, budget)
+        assert_same_plan(got, want)
+    assert allocate_budget(v, c, np.inf).level[-1] == 3
+
+
+def test_layout_and_dtype_of_inputs_do_not_change_the_plan_nor_the_inputs():
+    v, c = mixed_instance(3, 40, 4, sorted_costs=False)
+    want = allocation_reference.allocate_budget(v, c, 0.2 * c.sum())
+    v_f, c_f = np.asfortranarray(v), np.asfortranarray(c)
+    assert_same_plan(allocate_budget(v_f, c_f, 0.2 * c.sum()), want)
+    v_sorted, c_sorted = mixed_instance(3, 40, 4, sorted_costs=True)
+    keep_v, keep_c = v_sorted.copy(), c_sorted.copy()
+    allocate_budget(v_sorted, c_sorted, 0.2 * c_sorted.sum(), max_level=1)  # vs / cs are the inputs themselves here
+    assert np.array_equal(v_sorted, keep_v) and np.array_equal(c_sorted, keep_c)

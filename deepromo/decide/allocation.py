@@ -22,6 +22,7 @@ __all__ = [
 
 COST_MODELS = ("redemption", "contact")
 POLISH_MAX_CELLS = 200_000  # polish=None polishes when n customers x L levels is at most this (a few ms to ~1 s)
+BLOCK_ROWS = 16_384  # rows per block of the passes over [n, L]: 1 MB per float64 block at 8 levels, cache-sized
 
 
 # --------------------------------------------------------------------------- result
@@ -97,17 +98,26 @@ class Allocation:
 
 
 def _check_matrices(value, cost) -> tuple[np.ndarray, np.ndarray]:
-    value = np.asarray(value, dtype=np.float64)
-    cost = np.asarray(cost, dtype=np.float64)
+    """value, cost as C-contiguous float64 [n, L] (copied only when they are not), checked in row blocks so that no
+    [n, L] temporary is made."""
+    value = np.ascontiguousarray(value, dtype=np.float64)
+    cost = np.ascontiguousarray(cost, dtype=np.float64)
     if value.ndim != 2 or value.shape[1] < 1 or value.shape[0] < 1:
-        raise UserInputError(f"value: expected a 2-D array [n customers, L levels] with n, L >= 1, got shape {value.shape}")
+        raise UserInputError(f"value: expected a 2-D array [n customers, L levels] with n, L >= 1, "
+                             f"got shape {value.shape}")
     if cost.shape != value.shape:
         raise UserInputError(f"cost: expected the shape of value {value.shape}, got {cost.shape}")
-    if not np.isfinite(value).all():
+    value_finite = cost_finite = cost_nonnegative = True
+    for start in range(0, len(value), BLOCK_ROWS):
+        value_block, cost_block = value[start:start + BLOCK_ROWS], cost[start:start + BLOCK_ROWS]
+        value_finite &= bool(np.isfinite(value_block).all())
+        cost_finite &= bool(np.isfinite(cost_block).all())
+        cost_nonnegative &= not bool((cost_block < 0).any())
+    if not value_finite:
         raise UserInputError("value: expected finite numbers (found NaN or inf)")
-    if not np.isfinite(cost).all():
+    if not cost_finite:
         raise UserInputError("cost: expected finite numbers (found NaN or inf)")
-    if (cost < 0).any():
+    if not cost_nonnegative:
         raise UserInputError(f"cost: expected costs >= 0, found min {cost.min()!r}")
     if (value[:, 0] != 0).any():
         raise UserInputError("value: column 0 is 'no incentive' and must be 0 for every customer")
@@ -164,14 +174,56 @@ def _check_segments(segments, segment_caps, n_customers: int):
 
 
 # --------------------------------------------------------------------------- core
+#
+# Every pass over the [n, L] matrices runs in blocks of BLOCK_ROWS rows into reused buffers: at 10M customers a
+# full-size temporary is 640 MB, and allocating (page-faulting) those dominated the time. The arithmetic and
+# the order of every sum are those of the unblocked code (benchmarks/allocation_reference.py), so the plans are
+# bit-identical to it: [n]-long results are assembled block by block and reduced whole.
 
 
-def _pick(vs: np.ndarray, cs: np.ndarray, mult) -> np.ndarray:
-    """[k] argmax_j vs - mult * cs on cost-sorted columns (first max = cheapest among ties)."""
-    row_mult = mult if np.ndim(mult) == 0 else np.asarray(mult)[:, None]
-    score = cs * (-row_mult)
-    score += vs
-    return score.argmax(axis=1)
+def _block_rows(matrix: np.ndarray, rows: np.ndarray | None, start: int, stop: int, out: np.ndarray) -> np.ndarray:
+    """matrix[start:stop] (a view) or, with ``rows``, matrix[rows[start:stop]] gathered into ``out``."""
+    if rows is None:
+        return matrix[start:stop]
+    return np.take(matrix, rows[start:stop], axis=0, out=out[:stop - start])
+
+
+def _pick(vs: np.ndarray, cs: np.ndarray, mult, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(choice [k], its cost [k]): argmax_j vs - mult * cs per row, on cost-sorted columns (first max = cheapest
+    among ties), for the rows ``rows`` [k] (default all n). mult: a number or [k] multipliers (money/money)."""
+    n_levels = vs.shape[1]
+    n_rows = len(vs) if rows is None else len(rows)
+    choice = np.empty(n_rows, dtype=np.intp)
+    chosen_cost = np.empty(n_rows)
+    block = max(1, min(BLOCK_ROWS, n_rows))
+    score, value_buf, cost_buf = (np.empty((block, n_levels)) for _ in range(3))
+    flat_offset = np.arange(block) * n_levels
+    scalar = np.ndim(mult) == 0
+    for start in range(0, n_rows, block):
+        stop = min(start + block, n_rows)
+        value_block = _block_rows(vs, rows, start, stop, value_buf)
+        cost_block = _block_rows(cs, rows, start, stop, cost_buf)
+        row_mult = mult if scalar else mult[start:stop, None]
+        block_score = np.multiply(cost_block, -row_mult, out=score[:stop - start])
+        block_score += value_block
+        np.argmax(block_score, axis=1, out=choice[start:stop])
+        chosen_cost[start:stop] = cost_block.reshape(-1)[flat_offset[:stop - start] + choice[start:stop]]
+    return choice, chosen_cost
+
+
+def _max_ratio(vs: np.ndarray, cs: np.ndarray, rows: np.ndarray | None = None) -> float:
+    """Largest value / cost over the cells with cost > 0 (0 if none), of the rows ``rows`` (default all)."""
+    n_rows = len(vs) if rows is None else len(rows)
+    block = max(1, min(BLOCK_ROWS, n_rows))
+    value_buf, cost_buf = np.empty((block, vs.shape[1])), np.empty((block, vs.shape[1]))
+    best = 0.0
+    for start in range(0, n_rows, BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, n_rows)
+        value_block = _block_rows(vs, rows, start, stop, value_buf)
+        cost_block = _block_rows(cs, rows, start, stop, cost_buf)
+        pos = cost_block > 0
+        best = max(best, float(np.max(np.where(pos, value_block, 0.0) / np.where(pos, cost_block, 1.0))))
+    return best
 
 
 def _multiplier(lam: float, floor: np.ndarray | None):
@@ -179,9 +231,10 @@ def _multiplier(lam: float, floor: np.ndarray | None):
     return lam if floor is None else np.maximum(lam, floor)
 
 
-def _row_take(matrix: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """[k] matrix[i, idx[i]] for each row i."""
-    return np.take_along_axis(matrix, idx[:, None], axis=1)[:, 0]
+def _row_take(matrix: np.ndarray, idx: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """[k] matrix[rows[i], idx[i]] (rows default 0..k-1); no copy of ``matrix`` when it is C-contiguous."""
+    rows = np.arange(len(idx)) if rows is None else rows
+    return matrix.reshape(-1)[rows * matrix.shape[1] + idx]
 
 
 def _budget_left(chosen_cost: np.ndarray, budget: float, codes=None, caps=None):
@@ -193,36 +246,35 @@ def _budget_left(chosen_cost: np.ndarray, budget: float, codes=None, caps=None):
     return budget - chosen_cost.sum(), segment_left
 
 
-def _bisect(vs, cs, budget, floor=None, rtol=1e-9, max_iter=100):
+def _bisect(vs, cs, budget, floor=None, rtol=1e-9, max_iter=100, rows=None):
     """Smallest lam >= 0 whose plan (multiplier max(lam, floor_i) per row) costs <= budget.
 
-    vs, cs: [k, L] cost-sorted value / cost (disallowed cells have value -inf). floor: [k] or None.
-    Returns lam_lo, lam_hi, choice_lo [k], choice_hi [k], iterations. lam_lo == lam_hi == 0 when the
-    plan at lam = 0 is feasible; otherwise the lam_lo plan is infeasible and the lam_hi plan feasible.
+    vs, cs: [n, L] cost-sorted value / cost (disallowed cells have value -inf); rows: [k] the rows bisected
+    (default all n); floor: [k] or None. Returns lam_lo, lam_hi, choice_lo [k], choice_hi [k], iterations.
+    lam_lo == lam_hi == 0 when the plan at lam = 0 is feasible; otherwise the lam_lo plan is infeasible and the
+    lam_hi plan feasible.
     """
 
-    def mult(lam, rows=None):
+    def mult(lam, active=None):
         if floor is None:
             return lam
-        return np.maximum(lam, floor if rows is None else floor[rows])
+        return np.maximum(lam, floor if active is None else floor[active])
 
-    ch_lo = _pick(vs, cs, mult(0.0))
-    if not np.isfinite(budget) or _row_take(cs, ch_lo).sum() <= budget:
+    ch_lo, cost_lo = _pick(vs, cs, mult(0.0), rows)
+    if not np.isfinite(budget) or cost_lo.sum() <= budget:
         return 0.0, 0.0, ch_lo, ch_lo.copy(), 0
     # above the largest value/cost ratio every costly option scores below "no incentive" (score 0)
-    pos = cs > 0
-    ratio = np.max(np.where(pos, vs, 0.0) / np.where(pos, cs, 1.0), initial=0.0)
+    ratio = _max_ratio(vs, cs, rows)
     lo, hi = 0.0, max(ratio, 0.0) * (1.0 + 1e-6) + 1e-300
-    ch_hi = _pick(vs, cs, mult(hi))
+    ch_hi, cost_hi = _pick(vs, cs, mult(hi), rows)
     act = np.flatnonzero(ch_lo != ch_hi)
-    fixed = _row_take(cs, ch_hi).sum() - _row_take(cs[act], ch_hi[act]).sum()
-    va, ca = vs[act], cs[act]
+    fixed = cost_hi.sum() - cost_hi[act].sum()  # the rows whose choice cannot change any more
     it = 0
     while it < max_iter and hi - lo > rtol * hi and len(act):
         it += 1
         mid = 0.5 * (lo + hi)
-        ch = _pick(va, ca, mult(mid, act))
-        if fixed + _row_take(ca, ch).sum() <= budget:
+        ch, ch_cost = _pick(vs, cs, mult(mid, act), act if rows is None else rows[act])
+        if fixed + ch_cost.sum() <= budget:
             hi = mid
             ch_hi[act] = ch
         else:
@@ -230,9 +282,8 @@ def _bisect(vs, cs, budget, floor=None, rtol=1e-9, max_iter=100):
             ch_lo[act] = ch
         same = ch_lo[act] == ch_hi[act]
         if same.any():
-            fixed += _row_take(ca[same], ch_hi[act[same]]).sum()
-            keep = ~same
-            act, va, ca = act[keep], va[keep], ca[keep]
+            fixed += ch_cost[same].sum()
+            act = act[~same]
     return lo, hi, ch_lo, ch_hi, it
 
 
@@ -247,8 +298,8 @@ def _greedy_fill(choice, target, vs, cs, rem, codes=None, seg_rem=None, max_roun
     rows = np.flatnonzero(choice != target)
     if len(rows) == 0:
         return choice
-    dv = _row_take(vs[rows], target[rows]) - _row_take(vs[rows], choice[rows])
-    dc = _row_take(cs[rows], target[rows]) - _row_take(cs[rows], choice[rows])
+    dv = _row_take(vs, target[rows], rows) - _row_take(vs, choice[rows], rows)
+    dc = _row_take(cs, target[rows], rows) - _row_take(cs, choice[rows], rows)
     good = dv > 0
     rows, dv, dc = rows[good], dv[good], dc[good]
     with np.errstate(divide="ignore"):
@@ -283,29 +334,49 @@ def _greedy_fill(choice, target, vs, cs, rem, codes=None, seg_rem=None, max_roun
     return choice
 
 
+def _best_upgrades(vs, cs, choice, chosen_cost, rem, seg_rem, codes, rows):
+    """Each candidate's most valuable upgrade that fits its budgets on its own, for the candidates that have one:
+    (rows [k], level [k], its Δvalue [k], its Δcost [k]). rows: the candidates, None = every row; scanned in
+    blocks, so only [k]-long results outlive a block (at 10M customers k can be millions)."""
+    n_rows = len(vs) if rows is None else len(rows)
+    block = max(1, min(BLOCK_ROWS, n_rows))
+    value_buf, cost_buf = np.empty((block, vs.shape[1])), np.empty((block, vs.shape[1]))
+    parts = []
+    for start in range(0, n_rows, block):
+        stop = min(start + block, n_rows)
+        block_rows = np.arange(start, stop) if rows is None else rows[start:stop]
+        cost_block = _block_rows(cs, rows, start, stop, cost_buf)
+        value_block = _block_rows(vs, rows, start, stop, value_buf)
+        lim = np.full(len(block_rows), rem)
+        if codes is not None:
+            cr = codes[block_rows]
+            lim = np.where(cr >= 0, np.minimum(rem, seg_rem[np.maximum(cr, 0)]), rem)
+        dc = cost_block - chosen_cost[block_rows, None]
+        dv = value_block - _row_take(vs, choice[block_rows], block_rows)[:, None]
+        ok = (dc <= lim[:, None]) & (dv > 0)
+        has = ok.any(axis=1)
+        if not has.any():
+            continue
+        dvr = np.where(ok[has], dv[has], -np.inf)
+        best = dvr.argmax(axis=1)
+        parts.append((block_rows[has], best, _row_take(dvr, best), _row_take(dc[has], best)))
+    if not parts:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp), np.empty(0), np.empty(0)
+    return tuple(np.concatenate(columns) for columns in zip(*parts))
+
+
 def _fill_leftover(choice, vs, cs, budget, codes=None, caps=None, max_rounds=50):
     """Spend what the budget has left: repeatedly give each customer the most valuable upgrade that
     still fits on its own, take them in Δvalue / Δcost order while the running total fits, repeat.
     Only ever increases the plan's value and keeps it feasible. Modifies ``choice`` in place.
     """
-    rows = np.arange(len(choice))  # candidates only shrink: budgets left shrink and values only go up
+    chosen_cost = _row_take(cs, choice)
+    rows = None  # candidates only shrink: budgets left shrink and values only go up
     for _ in range(max_rounds):
-        cur_c = _row_take(cs, choice)
-        rem, seg_rem = _budget_left(cur_c, budget, codes, caps)
-        lim = np.full(len(rows), rem)
-        if codes is not None:
-            cr = codes[rows]
-            lim = np.where(cr >= 0, np.minimum(rem, seg_rem[np.maximum(cr, 0)]), rem)
-        dc = cs[rows] - cur_c[rows, None]
-        dv = vs[rows] - _row_take(vs[rows], choice[rows])[:, None]
-        ok = (dc <= lim[:, None]) & (dv > 0)
-        has = ok.any(axis=1)
-        if not has.any():
+        rem, seg_rem = _budget_left(chosen_cost, budget, codes, caps)
+        rows, best, gv, gc = _best_upgrades(vs, cs, choice, chosen_cost, rem, seg_rem, codes, rows)
+        if not len(rows):
             break
-        rows, dc, dv, ok = rows[has], dc[has], dv[has], ok[has]
-        dvr = np.where(ok, dv, -np.inf)
-        best = dvr.argmax(axis=1)  # each candidate's most valuable upgrade that fits
-        gv, gc = _row_take(dvr, best), _row_take(dc, best)
         with np.errstate(divide="ignore"):
             ratio = np.where(gc > 0, gv / np.where(gc > 0, gc, 1.0), np.inf)
         order = np.argsort(-ratio, kind="stable")
@@ -318,6 +389,7 @@ def _fill_leftover(choice, vs, cs, budget, codes=None, caps=None, max_rounds=50)
                 acc[in_segment] &= np.cumsum(gc[in_segment]) <= seg_rem[segment]
         acc[0] = True  # fits on its own
         choice[ranked[acc]] = best[acc]
+        chosen_cost[ranked[acc]] = _row_take(cs, best[acc], ranked[acc])
     return choice
 
 
@@ -393,7 +465,9 @@ def allocate_budget(value, cost, budget, *, segments=None, segment_caps=None, ma
     Returns an :class:`Allocation`. The plan is always feasible. Its shortfall from the optimum is at
     most about one customer's value (the one the greedy fill cannot fit); ``Allocation.bound`` is a
     certified upper bound on the optimum. Ties between levels go to the cheaper level.
-    Time: ~2 s for 1M customers x 8 levels on 2 cores (see docs/allocation.md).
+    Time and memory, linear in n (2-core dev machine, benchmarks/results/allocation.md): 1M customers x 8 levels
+    1.1-1.5 s, 10M ~16 s and ~1 GB beyond the 1.2 GB inputs when each row's costs rise with the level; when they
+    do not, the rows are sorted into copies first (10M: about the same time, ~2.2 GB beyond the inputs).
     """
     value, cost = _check_matrices(value, cost)
     n_customers, n_levels = value.shape
@@ -413,8 +487,11 @@ def allocate_budget(value, cost, budget, *, segments=None, segment_caps=None, ma
     lam_lo, lam_hi, _, choice_hi, iterations = _bisect(vs, cs, budget, floor_hi, tol)
     n_iter += iterations
 
-    choice = _fill_towards_lower_multipliers(vs, cs, budget, choice_hi, _multiplier(lam_lo, floor_lo),
-                                             _multiplier(lam_hi, floor_hi), codes, caps)
+    # every customer's choice at the lower multipliers: the greedy fill's targets
+    target = _choices_at_lower_multipliers(vs, cs, choice_hi, _multiplier(lam_lo, floor_lo),
+                                           _multiplier(lam_hi, floor_hi))
+    budget_left, segment_left = _budget_left(_row_take(cs, choice_hi), budget, codes, caps)
+    choice = _greedy_fill(choice_hi.copy(), target, vs, cs, budget_left, codes, segment_left)
     if np.isfinite(budget) or segment_info is not None:
         choice = _fill_leftover(choice, vs, cs, budget, codes, caps)
         if polish is None:
@@ -424,10 +501,10 @@ def allocate_budget(value, cost, budget, *, segments=None, segment_caps=None, ma
 
     # the Lagrangian dual bound: the smaller of the bracket's two ends
     bound = _dual_bound(vs, cs, budget, lam_hi, floor_hi, choice_hi, codes, caps)
-    if segment_info is None and lam_lo < lam_hi:
-        bound = min(bound, _dual_bound(vs, cs, budget, lam_lo, None, _pick(vs, cs, lam_lo)))
+    if segment_info is None and lam_lo < lam_hi:  # then ``target`` is the plan at lam_lo for every customer
+        bound = min(bound, _dual_bound(vs, cs, budget, lam_lo, None, target))
 
-    level = np.take_along_axis(order, choice[:, None], axis=1)[:, 0].astype(np.int64)
+    level = (choice if order is None else _row_take(order, choice)).astype(np.int64)
     customer_value, customer_cost = _row_take(vs, choice), _row_take(cs, choice)
     return Allocation(level=level, value=float(customer_value.sum()), cost=float(customer_cost.sum()),
                       lam=float(lam_hi), budget=budget, customer_value=customer_value, customer_cost=customer_cost,
@@ -436,13 +513,27 @@ def allocate_budget(value, cost, budget, *, segments=None, segment_caps=None, ma
 
 def _sort_levels_by_cost(value: np.ndarray, cost: np.ndarray, max_level: np.ndarray | None):
     """(order, vs, cs): each row's columns sorted by cost (stable), so that argmax's first maximum is the
-    cheapest tied level. order [n, L]: the original column at each sorted position; vs / cs [n, L]: value and
-    cost in that order, with the levels above ``max_level`` at value -inf."""
-    order = np.argsort(cost, axis=1, kind="stable")
-    cs = np.take_along_axis(cost, order, axis=1)
-    vs = np.take_along_axis(value, order, axis=1)
-    if max_level is not None:
-        vs[order > max_level[:, None]] = -np.inf
+    cheapest tied level. order [n, L]: the original column at each sorted position, None when every row's costs
+    are already non-decreasing (then vs / cs are value / cost themselves: no copies); vs / cs [n, L]: value and
+    cost in that order, with the levels above ``max_level`` at value -inf (vs is then a copy)."""
+    n_customers, n_levels = cost.shape
+    blocks = range(0, n_customers, BLOCK_ROWS)
+    if all(bool((cost[s:s + BLOCK_ROWS, 1:] >= cost[s:s + BLOCK_ROWS, :-1]).all()) for s in blocks):
+        if max_level is None:
+            return None, value, cost
+        vs = value.copy()
+        for s in blocks:
+            vs[s:s + BLOCK_ROWS][np.arange(n_levels) > max_level[s:s + BLOCK_ROWS, None]] = -np.inf
+        return None, vs, cost
+    order = np.empty(cost.shape, dtype=np.int8 if n_levels <= 127 else np.int64)
+    vs, cs = np.empty_like(value), np.empty_like(cost)
+    for s in blocks:
+        block_order = np.argsort(cost[s:s + BLOCK_ROWS], axis=1, kind="stable")
+        order[s:s + BLOCK_ROWS] = block_order
+        cs[s:s + BLOCK_ROWS] = np.take_along_axis(cost[s:s + BLOCK_ROWS], block_order, axis=1)
+        vs[s:s + BLOCK_ROWS] = np.take_along_axis(value[s:s + BLOCK_ROWS], block_order, axis=1)
+        if max_level is not None:
+            vs[s:s + BLOCK_ROWS][block_order > max_level[s:s + BLOCK_ROWS, None]] = -np.inf
     return order, vs, cs
 
 
@@ -459,22 +550,25 @@ def _segment_multipliers(vs, cs, codes, labels, caps, tol):
         if len(rows) == 0:
             segment_lam[label] = 0.0
             continue
-        lam_lo, lam_hi, _, _, iterations = _bisect(vs[rows], cs[rows], caps[code], None, tol)
+        lam_lo, lam_hi, _, _, iterations = _bisect(vs, cs, caps[code], None, tol, rows=rows)
         floor_lo[rows], floor_hi[rows] = lam_lo, lam_hi
         segment_lam[label] = lam_hi
         n_iter += iterations
     return floor_lo, floor_hi, segment_lam, n_iter
 
 
-def _fill_towards_lower_multipliers(vs, cs, budget, choice_hi, mult_lo, mult_hi, codes=None, caps=None):
-    """The feasible plan ``choice_hi`` (at multipliers ``mult_hi``) greedily upgraded towards each customer's
-    choice at the lower multipliers ``mult_lo`` while the budgets allow (:func:`_greedy_fill`); a new array."""
+def _choices_at_lower_multipliers(vs, cs, choice_hi, mult_lo, mult_hi) -> np.ndarray:
+    """[n] ``choice_hi`` (the plan at multipliers ``mult_hi``) with every customer whose multiplier is lower in
+    ``mult_lo`` re-picked there; a new array."""
     target = choice_hi.copy()
+    if np.ndim(mult_lo) == 0 and np.ndim(mult_hi) == 0:
+        if mult_lo < mult_hi:
+            target = _pick(vs, cs, mult_lo)[0]
+        return target
     loose = np.flatnonzero(np.broadcast_to(mult_lo < mult_hi, (len(choice_hi),)))
     if len(loose):
-        target[loose] = _pick(vs[loose], cs[loose], mult_lo if np.ndim(mult_lo) == 0 else mult_lo[loose])
-    budget_left, segment_left = _budget_left(_row_take(cs, choice_hi), budget, codes, caps)
-    return _greedy_fill(choice_hi.copy(), target, vs, cs, budget_left, codes, segment_left)
+        target[loose] = _pick(vs, cs, mult_lo if np.ndim(mult_lo) == 0 else mult_lo[loose], loose)[0]
+    return target
 
 
 def _dual_bound(vs, cs, budget, lam, floor, choice, codes=None, caps=None) -> float:
