@@ -87,11 +87,24 @@ def fit_model(cls, dm, params: dict, cfg: DictConfig, run_dir: Path, logger=Fals
     """Build ``cls`` from the datamodule (``from_datamodule``) with ``params`` and train it (continuing the
     training state of checkpoint ``resume_from`` when given)."""
     model: PromoModel = cls.from_datamodule(dm, **params)
-    trainer = build_trainer(cfg, run_dir, logger, callbacks, checkpointing=bool(callbacks), cls=cls)
-    started = time.perf_counter()
+    clock = EpochClock()
+    trainer = build_trainer(cfg, run_dir, logger, [*callbacks, clock], checkpointing=bool(callbacks), cls=cls)
+    started = clock.started = time.perf_counter()
     trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
     model.fit_seconds = time.perf_counter() - started
+    model.epoch_seconds = clock.ends
     return model, trainer
+
+
+class EpochClock(pl.Callback):
+    """Seconds from the start of ``fit`` to the end of each training epoch (its validation included): the
+    steady-state epoch time apart from start-up (under DDP: starting the other processes and the group)."""
+
+    def __init__(self):
+        self.started, self.ends = time.perf_counter(), []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.ends.append(round(time.perf_counter() - self.started, 4))
 
 
 class RandomStates(pl.Callback):
@@ -315,6 +328,7 @@ def evaluate_trained(cfg: DictConfig, cls, data, dm, logger, run_dir: Path, call
         "target": evaluation.target,
         "n_test": evaluation.n_test,
         "fit_seconds": round(model.fit_seconds, 2),
+        "epoch_end_seconds": model.epoch_seconds,  # since the start of fit, one per training epoch
         "trained_steps": int(trainer.global_step),
         "val": {
             **val_logged,
