@@ -76,6 +76,16 @@ def main(argv=None) -> dict:
         def training_step(self, batch, batch_idx):
             return self.compute_loss(batch, self(batch))["loss"]
 
+    pl.seed_everything(args.seed, verbose=False)
+    view = customer_view(generate_world(args.customers, seed=args.seed))
+    dm = PromoDataModule(view, batch_size=args.batch_size, seed=args.seed)
+    dm.setup()
+    n_train = len(dm.indices["train"])
+    steps = -(-n_train // args.batch_size)
+    hparams = {"label_correction": False}
+    init_state = copy.deepcopy(TwoStageSPLC.from_datamodule(dm, **hparams).state_dict())
+    print(f"{n_train:,} training rows, {steps} steps/epoch, torch threads {torch.get_num_threads()}", flush=True)
+
     def fresh(cls=TwoStageSPLC):
         model = cls.from_datamodule(dm, **hparams)
         model.load_state_dict(init_state)
