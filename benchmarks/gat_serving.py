@@ -4,8 +4,9 @@ After training, ``GATOfferRanker`` keeps a vector per customer and per offer (``
 request is ``rank_offers([customer_id], k)``: one [10,000 x 65] matrix-vector product, the business-rule
 filter (``deepromo.decide.offer_rules``: stock, brand face-value limits, budget, contact cap, explicit
 exclusions; compiled once with ``model.compile_rules`` and reused by every request) and a top-k. Latency does not depend on the weights, so the vectors are random (the
-model's width: hidden 64 + the offer bias). Targets: p99 <= 20 ms per request with the rules (the paper's
-target is 10,000 SKUs < 200 ms), and the 100,000-customer batch on the same path.
+model's width: hidden 64 + the offer bias). Targets: p99 <= 2 ms per request with the rules (issue 17; the
+paper's target is 10,000 SKUs < 200 ms), and the 100,000-customer batch on the same rules. A request of a few
+customers ranks in numpy (``NUMPY_RANK_ROWS``), the batch in chunks of ``--batch-size`` on the torch path.
 
 Reference in the same process: scoring one customer by re-running the GNN over a graph instead of reading
 the precomputed vectors (one full-graph pass of the default model on a graph of the same size as the
@@ -15,6 +16,7 @@ Complete Journey test graph would take seconds: measured here on a synthetic gra
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -124,6 +126,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]  # other processes on the machine distort p99 first
 
     model, spec = serving_model(args.customers, args.offers)
     rules, offers = rules_for(model)
@@ -148,11 +151,12 @@ def main() -> None:
              "seconds": batch_s,
              "customers_per_s": len(ids) / batch_s, "capped_customers_with_no_offer": int((top[:, 0] == -1).sum())}
     ref_s = reference_gnn_pass(spec, args.ref_edges)
-    target_ms = 20.0
+    target_ms = 2.0
     p99 = rows[1]["p99_ms"]
+    load = (load, os.getloadavg()[0])
     verdict = {"target_p99_ms": target_ms, "paper_target_ms": 200.0, "p99_with_rules_ms": p99,
                "meets_target": bool(p99 <= target_ms), "target_over_p99": target_ms / p99,
-               "gnn_pass_s": ref_s, "gnn_pass_over_p99": ref_s * 1000 / p99}
+               "gnn_pass_s": ref_s, "gnn_pass_over_p99": ref_s * 1000 / p99, "load_1min_start_end": load}
     print(markdown_table(rows))
     print(markdown_table([batch]))
     print(verdict)
@@ -161,11 +165,13 @@ def main() -> None:
             "gat_serving", "gat serving: 10,000 offers per request, 100,000 customers in batch",
             [("Per request (one customer, top-10)", markdown_table(rows)),
              ("Batch (all customers, top-10, with the rules)", markdown_table([batch])),
-             ("Verdict", f"p99 with the rules {p99:.2f} ms against the 20 ms target "
-                         f"({verdict['target_over_p99']:.1f}x headroom; the paper's target is 200 ms). "
+             ("Verdict", f"p99 with the rules {p99:.2f} ms against the {target_ms:g} ms target "
+                         f"({'met' if verdict['meets_target'] else 'missed'}, "
+                         f"{verdict['target_over_p99']:.1f}x headroom; the paper's target is 200 ms). "
                          f"One full-graph GNN pass over a random graph of {args.ref_edges:,} edges each way takes "
                          f"{ref_s:.2f} s, {verdict['gnn_pass_over_p99']:.0f}x a served request: precomputing "
-                         f"the vectors is what makes per-request ranking cheap. torch threads: {args.threads}.")],
+                         f"the vectors is what makes per-request ranking cheap. torch threads: {args.threads}; "
+                         f"1-minute load average {load[0]:.2f} at the start, {load[1]:.2f} at the end.")],
             {"per_request": rows, "batch": batch, "verdict": verdict, "args": vars(args)})
         print(f"written {path}")
 

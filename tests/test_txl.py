@@ -332,3 +332,76 @@ def test_the_cache_is_bounded_and_evicts_copies(streaming):
     with pytest.raises(ValueError, match="no feature row"):
         scorer.score(evicted[:1])
     assert StreamingScorer(model, customers=view.frame).max_customers == 100_000  # bounded by default
+
+
+def test_streaming_encodes_events_like_the_event_encoder(purchase_dm):
+    """The scorer's memoised categorical codes equal EventEncoder.encode's for every form the columns take."""
+    model = make_model(purchase_dm)
+    scorer = StreamingScorer(model, customers=purchase_dm.view.frame.iloc[:3])
+    encoder = model.preprocessor.events
+    events = purchase_dm.view.sequences.events.iloc[:400].reset_index(drop=True)
+    assert isinstance(events["category"].dtype, pd.CategoricalDtype)
+    strings = events.astype({"event_type": object, "category": object})
+    odd = strings.head(6).copy()
+    odd.loc[0, "category"], odd.loc[1, "event_type"], odd.loc[2, "category"] = None, " Unknown ", "never seen"
+    mixed = strings.head(3).copy()
+    mixed["category"] = [1, 1.0, "x"]  # the encoder groups 1 and 1.0: no per-value memo for such a column
+    flipped = events.head(5).copy()  # an equal (unordered) dtype whose categories are in another order
+    flipped["category"] = flipped["category"].cat.reorder_categories(events["category"].cat.categories[::-1])
+    assert flipped["category"].dtype == events["category"].dtype
+    cases = [events.head(1), events.head(7), flipped, events.head(7), strings.head(1), strings.head(9),
+             strings.head(9), strings, events, odd, mixed, events.drop(columns="category")]
+    rng = np.random.default_rng(0)
+    for i, frame in enumerate(cases):
+        previous = np.where(rng.random(len(frame)) < 0.3, np.nan, rng.random(len(frame)))
+        first = rng.random(len(frame)) < 0.5
+        got = scorer.encode_events(frame, previous, first)
+        want = encoder.encode(frame, previous_ts=previous, first_of_customer=first)
+        np.testing.assert_array_equal(got[0], want[0], err_msg=f"case {i}")
+        np.testing.assert_array_equal(got[1], want[1], err_msg=f"case {i}")
+    codes = scorer.encode_events(odd, np.zeros(6), np.ones(6, bool))[0]  # missing, "unknown", unseen -> 0
+    assert codes[0, 1] == codes[1, 0] == codes[2, 1] == 0 and (codes[3:] > 0).all()
+
+
+def test_one_event_requests_equal_the_full_history(purchase_dm):
+    """Request by request (one event each, its columns sometimes plain strings), the scores equal scoring the
+    whole history at once."""
+    dm = purchase_dm
+    model = make_model(dm, seg_len=8, mem_len=48)
+    lengths = dm.view.sequences.lengths()
+    rows = np.flatnonzero((lengths > 12) & (lengths <= 48))[:3]
+    view = dm.view.subset(rows)
+    ev = view.sequences.events.sort_values("ts", kind="stable").reset_index(drop=True)
+    scorer = StreamingScorer(model, customers=view.frame)
+    for i in range(len(ev)):
+        request = ev.iloc[[i]]
+        if i % 3 == 0:
+            request = request.astype({"event_type": object, "category": object})
+        out = scorer.update(request)
+        assert list(out.columns) == ["customer_id", "p"] and out["customer_id"].tolist() == [ev["customer_id"].iat[i]]
+        assert out["customer_id"].dtype == np.int64 and out["p"].dtype == np.float32
+    expected = model.predict_frame(view.frame, events=view.sequences.events, as_of=view.sequences.as_of)["p"]
+    got = scorer.score(view.frame["customer_id"], as_of=view.sequences.as_of)
+    np.testing.assert_allclose(got, expected.to_numpy(), rtol=1e-5, atol=1e-6)
+    counts = {c: s.n_events for c, s in scorer.states.items()}
+    assert counts == dict(zip(view.frame["customer_id"], view.sequences.lengths()))
+    assert scorer.update(ev.iloc[[len(ev) - 1]]).empty  # a replayed one-event request changes nothing
+    assert {c: s.n_events for c, s in scorer.states.items()} == counts
+
+
+def test_relative_positions_are_reused_only_without_autograd(purchase_dm):
+    model = make_model(purchase_dm)
+    attn = model.layers[0].attn
+    h, mem = torch.randn(2, 3, 16), torch.randn(2, 5, 16)
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    with torch.no_grad():
+        before = attn(h, mem, mask)
+        assert attn.relative_positions(5, 3, h.device) is attn.relative_positions(5, 3, h.device)
+        attn.r.weight.mul_(2.0)  # the weights change in place: the cached positions are stale
+        after = attn(h, mem, mask)
+    expected = attn(h, mem, mask)  # with autograd: computed afresh
+    assert not torch.equal(before, after) and torch.equal(after, expected.detach())
+    assert attn.relative_positions(5, 3, h.device) is not attn.relative_positions(5, 3, h.device)
+    for _ in range(2):  # no graph is shared between training steps
+        attn(h, mem, mask).sum().backward()
+    assert attn.r.weight.grad is not None

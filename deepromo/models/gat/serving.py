@@ -17,6 +17,9 @@ from deepromo.data.tables import DataValidationError
 from deepromo.models.base import check_finite_outputs
 
 SERVING_BUFFERS = ("customer_ids", "offer_ids", "customer_vectors", "offer_vectors")
+# Requests of up to this many customers rank each customer's offers in numpy: torch's per-op dispatch on a
+# 10,000-vector (top-k, masks, gathers: ~20 ops) costs more than the work; larger batches use the torch path.
+NUMPY_RANK_ROWS = 16
 
 
 def edge_type_key(edge_type) -> str:
@@ -57,6 +60,11 @@ class OfferServing:
     def _positions(self, ids, node_type: str) -> np.ndarray:
         known = self._id_index(node_type)
         ids = np.asarray(ids).reshape(-1)
+        if len(ids) == 1 and ids.dtype.kind in "iu" and known.is_unique:  # one hash look-up, not an indexer
+            try:
+                return np.array([known.get_loc(ids[0])], dtype=np.intp)
+            except KeyError:
+                pass  # the general path names the unknown id
         pos = known.get_indexer(ids)
         if (pos < 0).any():
             bad = pd.unique(ids[pos < 0])[:5].tolist()
@@ -134,11 +142,17 @@ class OfferServing:
             chunk = slice(a, a + int(batch_size))
             scores = (self.customer_vectors[torch.from_numpy(rows[chunk]).to(self.device)]
                       @ self.offer_vectors.T).float().cpu()
-            mask = (torch.from_numpy(rules.mask(rule_rows[chunk])) if rules is not None
-                    else torch.ones_like(scores, dtype=torch.bool))
-            idx, top = rank_offers(scores, mask, int(k))
-            ids_out.append(np.where(idx.numpy() >= 0, offer_ids[idx.clamp(min=0).numpy()], -1))
-            scores_out.append(top.numpy())
+            if len(scores) <= NUMPY_RANK_ROWS and isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+                s = scores.numpy()
+                mask = rules.mask(rule_rows[chunk]) if rules is not None else np.ones(s.shape, dtype=bool)
+                ranked = [rank_row(s[i], mask[i], int(k)) for i in range(len(s))]
+                idx, top = np.stack([r[0] for r in ranked]), np.stack([r[1] for r in ranked])
+            else:
+                mask = (torch.from_numpy(rules.mask(rule_rows[chunk])) if rules is not None
+                        else torch.ones_like(scores, dtype=torch.bool))
+                idx, top = (t.numpy() for t in rank_offers(scores, mask, int(k)))
+            ids_out.append(np.where(idx >= 0, offer_ids[np.maximum(idx, 0)], -1))
+            scores_out.append(top)
         if not ids_out:
             return np.zeros((0, int(k)), np.int64), np.zeros((0, int(k)), np.float32)
         return np.concatenate(ids_out), np.concatenate(scores_out)
@@ -207,3 +221,35 @@ class OfferServing:
                                              return_attention_weights=True)
             out[et] = (idx[0].cpu(), idx[1].cpu(), alpha.mean(dim=1).cpu(), attr[sel][:, 0].cpu())
         return out
+
+
+def rank_row(scores: np.ndarray, mask: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One customer's ``deepromo.decide.offer_rules.rank_offers`` in numpy: (offer indices [k] int64, scores [k]).
+
+    scores: [n_offers] float, mask: [n_offers] bool. The same answer as ``rank_offers`` (its exact fast path
+    when the k-th best score is finite and shared by no other offer, else its full stable sort: feasible
+    offers by score, then offer index; -1 / -inf fill the slots beyond them); a feasible NaN or a bad ``k``
+    goes to ``rank_offers`` for its error.
+    """
+    scores = scores if scores.dtype.kind == "f" else scores.astype(np.float32)
+    n = scores.shape[0]
+    masked = np.where(mask, scores, scores.dtype.type(-np.inf))
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1 or np.isnan(masked).any():
+        from deepromo.decide.offer_rules import rank_offers
+
+        idx, top = rank_offers(torch.from_numpy(scores[None]), torch.from_numpy(np.asarray(mask, dtype=bool)[None]), k)
+        return idx[0].numpy(), top[0].numpy()
+    if k <= n:
+        kth = np.partition(masked, n - k)[n - k]
+        if np.isfinite(kth):
+            candidates = np.flatnonzero(masked >= kth)
+            if len(candidates) == k:
+                values = masked[candidates]
+                order = np.argsort(-values, kind="stable")  # descending score; ties keep the lower offer index
+                return candidates[order].astype(np.int64), values[order]
+    # a tie at the k-th score or fewer than k feasible offers (a capped customer has none)
+    feasible = np.flatnonzero(mask)
+    best = feasible[np.argsort(-scores[feasible], kind="stable")][:k]
+    idx, top = np.full(k, -1, dtype=np.int64), np.full(k, -np.inf, dtype=scores.dtype)
+    idx[:len(best)], top[:len(best)] = best, scores[best]
+    return idx, top

@@ -74,6 +74,34 @@ class RelativeAttention(nn.Module):
         self.v = nn.Parameter(torch.zeros(n_heads, self.dh))
         self.drop = nn.Dropout(dropout)
         self.clamp_len, self.same_length, self.mem_len = clamp_len, same_length, mem_len
+        self._positions_cache = None  # (key, positions) of the last no-grad call, see relative_positions
+
+    def relative_positions(self, M: int, S: int, device) -> tuple:
+        """What depends only on the lengths and ``W_R``: distance index ``[S, K]`` into ``r [n_dist, h, dh]``,
+        the causal / same-length key mask ``[S, K]`` and the diagonal ``[S, K]``.
+
+        Without autograd (serving: one new event on a full memory, request after request, is the same (M, S))
+        the last result is reused while ``W_R`` is unchanged: rebuilding it is ~15 small ops per layer, about a
+        quarter of a one-event step. With autograd it is always rebuilt (no graph is shared between steps).
+        """
+        weight = self.r.weight
+        reuse = not torch.is_grad_enabled() and not weight.is_inference()  # an inference tensor has no version
+        key = (M, S, str(device), weight.data_ptr(), weight._version, weight.dtype) if reuse else None
+        cached = getattr(self, "_positions_cache", None)  # None on a module pickled before the cache existed
+        if reuse and cached is not None and cached[0] == key:
+            return cached[1]
+        K = M + S
+        dist = (M + torch.arange(S, device=device)).unsqueeze(1) - torch.arange(K, device=device).unsqueeze(0)
+        idx = dist.clamp(0, self.clamp_len) if self.clamp_len > 0 else dist.clamp(min=0)  # [S, K]
+        n_dist = int(idx.max()) + 1
+        r = self.r(sinusoid(torch.arange(n_dist, device=device), weight.shape[1])).view(n_dist, self.h, self.dh)
+        causal = dist >= 0
+        if self.same_length:
+            causal = causal & (dist <= self.mem_len)
+        positions = (idx, r, causal, dist == 0)
+        if reuse:
+            self._positions_cache = (key, positions)
+        return positions
 
     def forward(self, h: torch.Tensor, mem: torch.Tensor | None, key_mask: torch.Tensor) -> torch.Tensor:
         """h ``[B, S, d]``, mem ``[B, M, d]`` or None, key_mask ``[B, M + S]`` (True = a real event) -> ``[B, S, d]``."""
@@ -83,17 +111,12 @@ class RelativeAttention(nn.Module):
         context = h if mem is None else torch.cat([mem, h], dim=1)
         q = self.q(h).view(B, S, self.h, self.dh)
         k, v = self.kv(context).view(B, K, 2, self.h, self.dh).unbind(2)
-        dist = (M + torch.arange(S, device=h.device)).unsqueeze(1) - torch.arange(K, device=h.device).unsqueeze(0)
-        idx = dist.clamp(0, self.clamp_len) if self.clamp_len > 0 else dist.clamp(min=0)  # [S, K]
-        n_dist = int(idx.max()) + 1
-        r = self.r(sinusoid(torch.arange(n_dist, device=h.device), d)).view(n_dist, self.h, self.dh)
+        idx, r, causal, diagonal = self.relative_positions(M, S, h.device)
         content = torch.einsum("bshd,bkhd->bhsk", q + self.u, k)
         position = torch.einsum("bshd,nhd->bhsn", q + self.v, r)  # score per distance ...
         position = position.gather(-1, idx.expand(B, self.h, S, K))  # ... placed at each (i, j)
-        allowed = (dist >= 0).unsqueeze(0) & key_mask.unsqueeze(1)  # causal and no padding: [B, S, K]
-        if self.same_length:
-            allowed = allowed & (dist <= self.mem_len).unsqueeze(0)
-        allowed = allowed | (dist == 0).unsqueeze(0)  # a padded query sees itself: no all -inf rows (NaN)
+        allowed = causal.unsqueeze(0) & key_mask.unsqueeze(1)  # causal (same_length) and no padding: [B, S, K]
+        allowed = allowed | diagonal.unsqueeze(0)  # a padded query sees itself: no all -inf rows (NaN)
         score = (content + position) / math.sqrt(self.dh)
         score = score.masked_fill(~allowed.unsqueeze(1), float("-inf"))
         attn = self.drop(torch.softmax(score, dim=-1))
@@ -253,11 +276,17 @@ class TransformerXLPurchase(PromoModel):
             return torch.cat([hn[-2], hn[-1]], dim=-1)
         return hn[-1]
 
-    def readout(self, h_last: torch.Tensor, batch) -> torch.Tensor:
-        """The newest event's state, the static features and the recency -> purchase logit ``[B]``."""
+    def readout(self, h_last: torch.Tensor, batch, static: torch.Tensor | None = None) -> torch.Tensor:
+        """The newest event's state, the static features and the recency -> purchase logit ``[B]``.
+
+        static: ``self.static(batch["cat"], batch["num"])`` when the caller has it already (the streaming
+        scorer keeps it per customer).
+        """
         any_event = batch["seq_mask"].any(dim=1, keepdim=True).float()
         recency = torch.log1p(batch["seq_dt"][:, -1:].clamp(min=0)) * any_event
-        z = torch.cat([h_last * any_event, self.static(batch["cat"], batch["num"]), recency, any_event], dim=-1)
+        if static is None:
+            static = self.static(batch["cat"], batch["num"])
+        z = torch.cat([h_last * any_event, static, recency, any_event], dim=-1)
         return self.head(z).squeeze(-1)
 
     def forward(self, batch):
