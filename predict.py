@@ -96,15 +96,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def flags_given(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
+    """The flags of ``flags`` ({flag: attribute of args}) given on the command line: not left at None, off or empty
+    (a value of 0, e.g. ``--as-of 0``, counts as given)."""
+    return [flag for flag, name in flags.items()
+            if (value := getattr(args, name)) is not None and value is not False and value != []]
+
+
 def run_on_spark(args: argparse.Namespace) -> dict:
     """``--engine spark``: the model's MLflow pyfunc as a Spark UDF over Parquet input, Parquet folder output."""
     from deepromo.data.errors import UserInputError
     from deepromo.serving.spark_scoring import score_spark
 
-    local_only = {"--events": args.events, "--as-of": args.as_of, "--drift": args.drift,
-                  "--encoding": args.encoding, "--events-column": args.events_columns,
-                  "--event-type": args.event_types}
-    used = [flag for flag, value in local_only.items() if value not in (None, False, [])]
+    used = flags_given(args, {"--events": "events", "--as-of": "as_of", "--drift": "drift", "--encoding": "encoding",
+                              "--events-column": "events_columns", "--event-type": "event_types"})
     if used:
         raise UserInputError(f"{', '.join(used)}: not available with --engine spark (customer-table models on Parquet "
                              "input only); score with the default engine")
@@ -154,9 +159,8 @@ def run_with_roles(args: argparse.Namespace) -> dict:
     from deepromo.data.errors import UserInputError
     from deepromo.serving.new_customers import parse_role, score_new_customers
 
-    given = [flag for flag, value in (("--events", args.events), ("--events-column", args.events_columns),
-                                      ("--event-type", args.event_types), ("--as-of", args.as_of),
-                                      ("--id-column", args.id_columns)) if value not in (None, [])]
+    given = flags_given(args, {"--events": "events", "--events-column": "events_columns",
+                               "--event-type": "event_types", "--as-of": "as_of", "--id-column": "id_columns"})
     if given:
         raise UserInputError(f"{', '.join(given)}: for files that already hold the model's columns; through the "
                              "training roles give the events as --role events_path=FILE (and events_columns, "

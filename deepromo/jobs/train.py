@@ -92,7 +92,7 @@ def fit_model(cls, dm, params: dict, cfg: DictConfig, run_dir: Path, logger=Fals
     started = clock.started = time.perf_counter()
     trainer.fit(model, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
     model.fit_seconds = time.perf_counter() - started
-    model.epoch_seconds = clock.ends
+    model.epoch_end_seconds = clock.ends
     return model, trainer
 
 
@@ -328,7 +328,7 @@ def evaluate_trained(cfg: DictConfig, cls, data, dm, logger, run_dir: Path, call
         "target": evaluation.target,
         "n_test": evaluation.n_test,
         "fit_seconds": round(model.fit_seconds, 2),
-        "epoch_end_seconds": model.epoch_seconds,  # since the start of fit, one per training epoch
+        "epoch_end_seconds": model.epoch_end_seconds,  # since the start of fit, one per training epoch
         "trained_steps": int(trainer.global_step),
         "val": {
             **val_logged,
