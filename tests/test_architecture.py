@@ -12,7 +12,7 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "deepromo"
 # Layers from the bottom up (DESIGN §2): a module may import its own layer and the layers before it.
-LAYERS = (("data", "metrics"), ("reporting",), ("decide",), ("models",), ("tasks",), ("serving",), ("jobs",))
+LAYERS = (("data", "metrics"), ("reporting",), ("decide", "sim"), ("models",), ("tasks",), ("serving",), ("jobs",))
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 
 

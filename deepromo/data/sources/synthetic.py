@@ -19,6 +19,13 @@ import numpy as np
 import pandas as pd
 
 from deepromo.data.errors import UserInputError
+from deepromo.data.market.customers import (
+    CATEGORIES, CATEGORY_PRICE, ENGAGE_INACTIVE, ENGAGE_PROMPTED, EXPOSURE_MAX_OFFSET, N_BRANDS,
+    OFFER_TIMINGS, OFFER_TYPES, _categorical_rows, age_category_weights, customers_table, draw_customers,
+    engagement_probability, log_campaign,
+)
+from deepromo.data.market.params import MarketStructures
+from deepromo.data.market.world import generate_market_world
 from deepromo.data.sources import register_source
 from deepromo.data.tables import INTENTS, CanonicalData, true_curve_columns
 
@@ -26,37 +33,15 @@ from deepromo.data.tables import INTENTS, CanonicalData, true_curve_columns
 # World constants (documented in docs/synthetic-world.md)
 # ----------------------------------------------------------------------------------------------
 
-AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")
-AGE_P = (0.16, 0.27, 0.24, 0.18, 0.15)
-REGIONS = ("north", "south", "east", "west", "central")
-REGION_P = (0.22, 0.20, 0.20, 0.18, 0.20)
-MEMBERSHIPS = ("none", "silver", "gold", "platinum")
-MEMBERSHIP_P = (0.50, 0.27, 0.16, 0.07)
-DEVICES = ("ios", "android", "web")
-DEVICE_P = (0.35, 0.40, 0.25)
-TENURE_MIN, TENURE_MAX = 30.0, 2000.0
 
-CATEGORIES = ("electronics", "fashion", "home", "beauty", "grocery",
-              "sports", "toys", "books", "garden", "pets")
-CATEGORY_PRICE = (120.0, 45.0, 60.0, 25.0, 15.0, 50.0, 30.0, 18.0, 40.0, 28.0)
-N_BRANDS = 30
-OFFER_TYPES = ("percent_off", "amount_off", "free_shipping", "cashback",
-               "bundle", "loyalty_points", "gift")
-OFFER_TIMINGS = ("immediate", "weekend", "end_of_month")
 EVENT_TYPES = ("view", "cart", "purchase", "campaign_click")
 
 # Per-intent latent-trait means, ordered as INTENTS = (prompted, organic, inactive).
-ORGANIC_RATE = (0.012, 0.030, 0.002)   # lambda: organic purchases per day
-SENSITIVITY = (1.5, 0.15, 0.3)         # s: incentive sensitivity
-VIEW_RATE = (0.15, 0.12, 0.03)         # views per day
 CHURN_HAZARD = (1 / 400, 1 / 700, 1 / 90)  # per day
 CLICK_RATE = (0.30, 0.06, 0.02)        # P(click | past campaign received), before fatigue
 CART_PROB = (0.10, 0.12, 0.04)         # P(add-to-cart | view)
-ENGAGE_PROMPTED, ENGAGE_INACTIVE = 0.70, 0.05
 PMAX_PROMPTED = 0.50                   # prompted: response probability at saturation
 HEADROOM_ORGANIC, HEADROOM_INACTIVE = 0.05, 0.03   # pmax - p0 for organic / inactive
-TRAIT_SIGMA = 0.5                      # lognormal noise of lambda / view rate
-SENS_SIGMA = 0.35                      # lognormal noise of s
 CHURNED_FACTOR = 0.2                   # response-window activity of a customer churned before history_end
 
 WEEKDAY_W, WEEKEND_W = 0.88, 1.30      # weekly seasonality (days 5, 6 of each week are weekend)
@@ -71,9 +56,6 @@ CAMPAIGN_PERIOD, CAMPAIGN_OFFSET = 10, 4           # past campaigns on days 4, 1
 CAMPAIGN_REACH = 0.6                   # P(customer receives a past campaign)
 FATIGUE = 0.85                         # click prob x FATIGUE ** (#campaigns received before)
 CLICK_TO_PURCHASE = 0.35               # P(purchase after click) = 0.35 * (1 - exp(-s))
-BIASED_SLOPE = 1.0                     # biased policy: logit P(treat) = logit(treat_share) + 1.0 z
-BIASED_LEVEL_TILT = 0.6                # biased policy: level logits = -0.6 * z * (rank - mean rank)
-EXPOSURE_MAX_OFFSET = 0.5              # exposure ts = history_days + U(0, 0.5)
 
 
 @dataclass(frozen=True)
@@ -91,6 +73,8 @@ class SyntheticConfig:
     organic_engage_rate: float = 0.5
     n_products: int = 200
     n_offers: int = 84
+    world: str = "market"
+    structures: MarketStructures = MarketStructures()
 
     def validate(self) -> "SyntheticConfig":
         """Raise ValueError naming the argument and the expected value when a knob is invalid."""
@@ -102,7 +86,20 @@ def _is_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
+def _parse_structures(world, structures) -> MarketStructures:
+    """The market's switches; the snapshot world has none (asking for some there is an error)."""
+    if world == "snapshot" and structures not in (None, False, "none"):
+        raise UserInputError(f"structures={structures!r} needs world='market'; the snapshot world (today's "
+                             "one-campaign world) has no market structures")
+    return MarketStructures.parse(False if world == "snapshot" else structures)
+
+
 def _validate(cfg: SyntheticConfig) -> None:
+    if cfg.world not in ("market", "snapshot"):
+        raise UserInputError(f"world must be 'market' (the market with cycles, affinity, fatigue, churn, prices) or "
+                             f"'snapshot' (the one-campaign world of deepromo <= 0.1), got {cfg.world!r}")
+    if not isinstance(cfg.structures, MarketStructures):
+        raise UserInputError(f"structures must be a MarketStructures, got {type(cfg.structures).__name__}")
     if not _is_int(cfg.n_customers) or cfg.n_customers < 1:
         raise UserInputError(f"n_customers must be an integer >= 1, got {cfg.n_customers!r}")
     if not _is_int(cfg.seed) or cfg.seed < 0:
@@ -169,6 +166,8 @@ def generate_world(
     organic_engage_rate: float = 0.5,
     n_products: int = 200,
     n_offers: int = 84,
+    world: str = "market",
+    structures=None,
 ) -> CanonicalData:
     """Generate one synthetic marketplace as canonical tables (validated).
 
@@ -183,6 +182,10 @@ def generate_world(
     intent_shares: target shares of prompted / organic / inactive customers.
     organic_engage_rate: P(organic customer engages with the campaign | treated).
     n_products, n_offers: catalogue sizes.
+    world: "market" (default: the market of ``deepromo.data.market`` run day by day over the history) or
+        "snapshot" (the one-campaign world of deepromo 0.1, bit for bit).
+    structures: the market's switches (:class:`~deepromo.data.market.params.MarketStructures`; None = all on,
+        a mapping such as ``{"cycles": False}``, a list of the names that are on, or "none").
     """
     if isinstance(n_customers, SyntheticConfig):
         return generate_world_from_config(n_customers)
@@ -190,7 +193,7 @@ def generate_world(
         n_customers=n_customers, seed=seed, history_days=history_days, response_days=response_days,
         policy=policy, treat_share=treat_share, incentive_levels=_as_tuple(incentive_levels),
         intent_shares=_as_tuple(intent_shares), organic_engage_rate=organic_engage_rate,
-        n_products=n_products, n_offers=n_offers,
+        n_products=n_products, n_offers=n_offers, world=world, structures=_parse_structures(world, structures),
     )
     return generate_world_from_config(cfg)
 
@@ -208,7 +211,9 @@ def generate_world_from_config(config: SyntheticConfig) -> CanonicalData:
     if not isinstance(config, SyntheticConfig):
         raise UserInputError(f"config must be a SyntheticConfig, got {type(config).__name__}")
     _validate(config)
-    return _generate(config)
+    if config.world == "snapshot":
+        return _generate(config)
+    return generate_market_world(config, config.structures)
 
 
 def summarize_world(data: CanonicalData) -> dict:
@@ -243,20 +248,6 @@ def summarize_world(data: CanonicalData) -> dict:
 # ----------------------------------------------------------------------------------------------
 # Generation
 # ----------------------------------------------------------------------------------------------
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _categorical_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
-    """One categorical draw per row of ``probs`` (n x k)."""
-    c = np.cumsum(probs, axis=1)
-    u = rng.random(probs.shape[0]) * c[:, -1]
-    idx = (u[:, None] >= c).sum(axis=1)
-    return np.minimum(idx, probs.shape[1] - 1)
 
 
 def _time_grid(H: float):
@@ -313,61 +304,22 @@ def _generate(cfg: SyntheticConfig) -> CanonicalData:
     c_max = float(levels[-1])
     shares = np.asarray(cfg.intent_shares, dtype=float)
 
-    # ---------------- customers: observed attributes ----------------
-    age = rng.choice(len(AGE_BANDS), size=n, p=AGE_P).astype(np.int8)
-    region = rng.choice(len(REGIONS), size=n, p=REGION_P).astype(np.int8)
-    member = rng.choice(len(MEMBERSHIPS), size=n, p=MEMBERSHIP_P).astype(np.int8)
-    device = rng.choice(len(DEVICES), size=n, p=DEVICE_P).astype(np.int8)
-    tenure = TENURE_MIN + (TENURE_MAX - TENURE_MIN) * rng.beta(1.2, 2.5, size=n)
-    log_ten = np.log(tenure / 365.0)
-
-    # ---------------- latent intent: softmax(intercepts + effects) + Gumbel ----------------
-    young = (age == 0).astype(float)
-    young2 = (age == 1).astype(float)
-    mobile = (device < 2).astype(float)
-    gold_plus = (member >= 2).astype(float)
-    effects = np.empty((n, 3))
-    effects[:, 0] = 0.8 * young + 0.4 * young2 + 0.4 * mobile - 0.3 * gold_plus          # prompted
-    effects[:, 1] = (0.4 * (member == 1) + 1.0 * (member == 2) + 1.4 * (member == 3)
-                     + 0.5 * log_ten + 0.2 * (age >= 3))                                  # organic
-    effects[:, 2] = (0.6 * (tenure < 180) - 0.3 * log_ten + 0.3 * (device == 2)
-                     + 0.4 * (member == 0))                                               # inactive
-    pos = shares > 0
-    intercept = np.where(pos, np.log(np.where(pos, shares, 1.0)), -1e3)
-    for _ in range(8):  # fixed-point calibration of the expected shares
-        m = _softmax(intercept + effects).mean(axis=0)
-        intercept = np.where(pos, intercept + np.log(np.where(pos, shares, 1.0) / np.maximum(m, 1e-300)), -1e3)
-    logits = intercept + effects
-    logits += rng.gumbel(size=(n, 3))
-    intent = np.argmax(logits, axis=1).astype(np.int8)
-    del logits, effects
+    drawn = draw_customers(rng, n, shares)
+    age, region, member, device, tenure = (drawn[k] for k in ("age", "region", "member", "device", "tenure"))
+    intent, intercept = drawn["intent"], drawn["intercept"]
+    lam, sens, view_rate = drawn["lam"], drawn["sens"], drawn["view_rate"]
     is_p, is_o = intent == 0, intent == 1
 
-    # ---------------- latent traits ----------------
     def by_intent(vals):
         return np.asarray(vals, dtype=float)[intent]
 
-    z_lam = rng.standard_normal(n)
-    member_boost = np.asarray([1.0, 1.1, 1.25, 1.4])[member]
-    lam = by_intent(ORGANIC_RATE) * member_boost * np.exp(TRAIT_SIGMA * z_lam - TRAIT_SIGMA**2 / 2)
-    lam = np.minimum(lam, 0.5)
-    sens = by_intent(SENSITIVITY) * (1.0 + 0.15 * young) * np.exp(
-        SENS_SIGMA * rng.standard_normal(n) - SENS_SIGMA**2 / 2)
-    # activity: correlated with lambda (shares half of its noise), mobile users browse more
-    z_view = 0.6 * z_lam + 0.8 * rng.standard_normal(n)
-    view_rate = by_intent(VIEW_RATE) * (1.0 + 0.2 * mobile) * np.exp(TRAIT_SIGMA * z_view - TRAIT_SIGMA**2 / 2)
     churn_h = by_intent(CHURN_HAZARD) * np.exp(0.5 * rng.standard_normal(n) - 0.125) * np.where(
         tenure < 180, 1.5, 1.0)
     churn_day = rng.exponential(1.0, size=n) / churn_h
     churned = churn_day < H
     T = np.minimum(churn_day, H)
     # preferred category: age shifts the odds a little
-    cat_w = np.ones((len(AGE_BANDS), len(CATEGORIES)))
-    cat_w[0, [0, 1, 6]] += 1.0
-    cat_w[1, [0, 1, 3]] += 0.7
-    cat_w[3, [2, 8]] += 0.7
-    cat_w[4, [2, 7, 8, 9]] += 1.0
-    cat_w /= cat_w.sum(axis=1, keepdims=True)
+    cat_w = age_category_weights()
 
     # ---------------- products and offers ----------------
     n_prod = int(cfg.n_products)
@@ -526,24 +478,8 @@ def _generate(cfg: SyntheticConfig) -> CanonicalData:
     del ev_cid, ev_ts, ev_type, ev_prod, amount, cat_code, promo_flag
 
     # ---------------- exposures: logging policy ----------------
-    L1 = nz_levels.size
-    if cfg.policy == "randomised":
-        p_treat = np.full(n, float(cfg.treat_share))
-        level_p = np.full((n, L1), 1.0 / L1)
-        z_eng = None
-    else:
-        score = np.log1p(n_purch) + 0.5 * np.log1p(n_views) + 0.5 * np.log1p(n_clicks)
-        sd = score.std()
-        z_eng = (score - score.mean()) / sd if sd > 0 else np.zeros(n)
-        ts_ = float(cfg.treat_share)
-        p_treat = 1.0 / (1.0 + np.exp(-(math.log(ts_ / (1 - ts_)) + BIASED_SLOPE * z_eng)))
-        p_treat = np.clip(p_treat, 0.05, 0.95)
-        rank = np.arange(L1) - (L1 - 1) / 2.0
-        level_p = _softmax(-BIASED_LEVEL_TILT * z_eng[:, None] * rank[None, :])
-    treated = rng.random(n) < p_treat
-    lvl_idx = _categorical_rows(rng, level_p)
-    incentive = np.where(treated, nz_levels[lvl_idx], 0.0)
-    propensity = np.where(treated, p_treat * level_p[np.arange(n), lvl_idx], 1.0 - p_treat)
+    treated, lvl_idx, incentive, propensity, p_treat = log_campaign(rng, cfg, n, nz_levels, n_purch, n_views,
+                                                                     n_clicks)
     # offer with the matching face value (nearest if the catalogue has none)
     offer_id = np.full(n, -1, dtype=np.int64)
     u_off = rng.random(n)
@@ -574,22 +510,13 @@ def _generate(cfg: SyntheticConfig) -> CanonicalData:
     # engagement (treated only); campaign-caused purchases are more likely engaged while the
     # marginal P(engaged | treated) stays e_i:  e_hi = 1 - (1 - e)^3, e_lo solves the mixture.
     e = np.where(is_p, ENGAGE_PROMPTED, np.where(is_o, float(cfg.organic_engage_rate), ENGAGE_INACTIVE))
-    e_hi = 1.0 - (1.0 - e) ** 3
-    e_lo = np.clip((e - p_inc * e_hi) / np.maximum(1.0 - p_inc, 1e-12), 0.0, 1.0)
-    engaged = treated & (rng.random(n) < np.where(u_inc, e_hi, e_lo))
+    engaged = treated & (rng.random(n) < engagement_probability(e, p_inc, u_inc))
     basket = np.asarray(CATEGORY_PRICE)[pref_cat.astype(np.int64) % len(CATEGORY_PRICE)] * 1.3 * np.exp(
         0.3 * rng.standard_normal(n) - 0.045)
     revenue = np.where(purchased, np.round(basket * np.exp(0.25 * rng.standard_normal(n) - 0.03125), 2), 0.0)
 
     cust_id = np.arange(n, dtype=np.int64)
-    customers = pd.DataFrame({
-        "customer_id": cust_id,
-        "age_band": pd.Categorical.from_codes(age, categories=list(AGE_BANDS)),
-        "region": pd.Categorical.from_codes(region, categories=list(REGIONS)),
-        "membership": pd.Categorical.from_codes(member, categories=list(MEMBERSHIPS)),
-        "device": pd.Categorical.from_codes(device, categories=list(DEVICES)),
-        "tenure_days": tenure.astype(np.float64),
-    })
+    customers = customers_table(drawn)
     exposures = pd.DataFrame({
         "customer_id": cust_id,
         "ts": H + EXPOSURE_MAX_OFFSET * rng.random(n),
