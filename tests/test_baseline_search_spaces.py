@@ -60,7 +60,7 @@ def test_a_tuned_setting_is_used_and_the_default_is_the_untuned_baseline(datamod
                                                            if k in task.search_spaces[baseline]}))
     changed = scores(task_name, task.run_baseline(baseline, dm, ("test",), seed=0, params=tuned))
     assert np.isfinite(untuned).all() and np.isfinite(changed).all()
-    np.testing.assert_allclose(explicit, untuned, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(explicit, untuned, rtol=1e-6, atol=1e-5)  # torch scatter sums: float order
     assert not np.allclose(changed, untuned), f"{baseline}: the tuned setting {tuned} changed nothing"
 
 

@@ -85,8 +85,28 @@ def synthetic_graph(tiny_world):
     return build_offer_graph(tiny_world)
 
 
-def test_synthetic_structure_and_split(tiny_world, synthetic_graph):
+@pytest.fixture(scope="module")
+def snapshot_world():
+    from deepromo.data.sources.synthetic import generate_world
+
+    return generate_world(n_customers=800, seed=0, world="snapshot")
+
+
+def test_market_world_graph_splits_by_time(tiny_world, synthetic_graph):
     og = synthetic_graph
+    _check_structure(og)
+    _check_no_leakage(og)
+    # the market's redemptions spread over the history: a time split, each split's positives after its cut
+    assert og.split_mode == "time" and og.cuts["train"] <= og.cuts["val"] <= og.cuts["test"]
+    for s in SPLITS:
+        assert og.pairs(s).shape[1] > 0, f"no positive pairs in {s}"
+    # offers apply to every product of their category (meta['offer_products'])
+    assert og.graph_train[APPLIES_TO].edge_index.shape[1] == len(tiny_world.meta["offer_products"])
+
+
+def test_synthetic_structure_and_split(snapshot_world):
+    tiny_world = snapshot_world
+    og = build_offer_graph(tiny_world)
     assert og.node_ids["customer"].size == len(tiny_world.customers)
     assert og.node_ids["offer"].size == len(tiny_world.offers)
     assert og.node_ids["product"].size == len(tiny_world.products)

@@ -145,6 +145,9 @@ class EventEncoder:
             first_of_customer[1:] = cid[1:] != cid[:-1]
         prev = np.empty(n)
         prev[1:] = ts[:-1]
+        if n:  # the first row has no row before it, whatever the caller marked
+            first_of_customer = np.asarray(first_of_customer, dtype=bool).copy()
+            first_of_customer[0] = True
         prev[first_of_customer] = np.nan if previous_ts is None else np.asarray(previous_ts)[first_of_customer]
         gap = np.where(np.isnan(prev), 0.0, np.maximum(ts - np.nan_to_num(prev), 0.0))
         hour = 2 * np.pi * np.mod(ts, 1.0)

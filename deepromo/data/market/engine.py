@@ -111,7 +111,7 @@ def draw_population(rng: np.random.Generator, drawn: dict, age_category_weights:
     """Market traits on top of the customers drawn by ``synthetic.draw_customers`` (``drawn``)."""
     n = drawn["intent"].size
     intent = drawn["intent"]
-    rate = np.minimum(drawn["lam"], P.RATE_CAP)
+    rate = np.minimum(P.RATE_SCALE * drawn["lam"], P.RATE_CAP)
     churn = np.asarray(P.CHURN_HAZARD)[intent] * np.exp(0.5 * rng.standard_normal(n) - 0.125) * np.where(
         drawn["tenure"] < 180, 1.5, 1.0)
     base = age_category_weights[:, :n_cat] / age_category_weights[:, :n_cat].sum(axis=1, keepdims=True)

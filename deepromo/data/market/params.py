@@ -70,13 +70,14 @@ class MarketStructures:
 
 
 # ---------------- calendar ----------------
-WEEKDAY_W, WEEKEND_W = 0.946, 1.135    # weekly seasonality (weekend/weekday 1.2, Complete Journey); days 5, 6 = weekend
+WEEKDAY_W, WEEKEND_W = 0.973, 1.068    # weekly seasonality x1.1 on weekends (weekend offers add the rest of CJ's 1.2)
 YEAR_AMPLITUDE, YEAR_PEAK_DAY = 0.04, 335.0   # yearly seasonality 1 + A cos(2 pi (d - peak) / 365); day 0 = 1 Jan
 MONTH_DAYS, MONTH_END_FROM = 30, 25    # 30-day months; "end of month" offers are valid on days 25..29 of a month
 
 # ---------------- purchase cycles ----------------
 CYCLE_SHAPE = 1.3                      # Weibull shape k of inter-purchase times (1 = memoryless; CJ pooled 1.28)
 RATE_CAP = 0.5                         # purchases per day at most (the mean period is at least 2 days)
+RATE_SCALE = 0.6                       # the market's purchase rates = 0.6 x the snapshot world's organic rates
 
 # ---------------- category affinity ----------------
 AFFINITY_CONCENTRATION = 0.6           # Dirichlet concentration per category (x the age band's category weights)
@@ -87,7 +88,7 @@ AFFINITY_RESPONSE_CAP = 3.0            # an offer's appeal x min(C * affinity, c
 # ---------------- offers ----------------
 OFFER_TYPE_APPEAL = (1.0, 1.1, 0.7, 0.9, 0.6, 0.5, 0.8)   # per OFFER_TYPES: average appeal (x response mass)
 OFFER_TYPE_COST = (1.0, 1.0, 0.6, 0.9, 0.8, 0.5, 0.7)     # per OFFER_TYPES: cost to the retailer per unit face value
-OFFER_RESPONSE_MAX = 1.2               # expected extra purchases of an offer at saturation (appeal 1, no fatigue)
+OFFER_RESPONSE_MAX = 2.0               # expected extra purchases of an offer at saturation (appeal 1, no fatigue)
 OFFER_VALUE_SCALE = 20.0               # response mass = max x (1 - exp(-s x face / scale))
 OFFER_VALID_DAYS = 14                  # validity of an offer after it is sent (end_of_month: until the month ends)
 OFFER_SLOTS = 4                        # offers a customer holds at once (a new one replaces the oldest)

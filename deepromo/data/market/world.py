@@ -227,3 +227,42 @@ def generate_market_world(cfg, structures: MarketStructures) -> CanonicalData:
         incentive_levels=tuple(float(x) for x in levels), name="synthetic", meta=meta,
     )
     return data.validate()
+
+
+def market_marginals(data: CanonicalData) -> dict:
+    """The logged world's headline rates, to compare with public ranges (docs/synthetic-world.md):
+    conversion (share of history contacts followed by a purchase within 7 days), offer use (share of contacts
+    with a redemption of one of their offers), 30-day repurchase (customers whose first history purchase is
+    followed by another within 30 days), the weekend/weekday purchase ratio and the median redemption delay."""
+    ev = data.events
+    pur = ev[ev["event_type"] == "purchase"]
+    ox, rd = data.meta["offer_exposures"], data.meta["redemptions"]
+    contacts = ox.drop_duplicates(["customer_id", "ts"])[["customer_id", "ts"]]
+    p_c = pur["customer_id"].to_numpy()
+    p_t = pur["ts"].to_numpy()
+    order = np.lexsort((p_t, p_c))
+    p_c, p_t = p_c[order], p_t[order]
+    key = p_c * 1e4 + p_t
+    c_c, c_t = contacts["customer_id"].to_numpy(), contacts["ts"].to_numpy()
+    lo = np.searchsorted(key, c_c * 1e4 + c_t)
+    hi = np.searchsorted(key, c_c * 1e4 + c_t + 7)
+    usable = c_t + 7 <= data.history_end
+    conversion = float(np.mean((hi > lo)[usable]))
+    red = rd.merge(ox[["customer_id", "offer_id", "ts"]].rename(columns={"ts": "sent"}), on=["customer_id", "offer_id"])
+    red = red[(red["ts"] >= red["sent"]) & (red["ts"] < red["sent"] + P.OFFER_VALID_DAYS + P.MONTH_DAYS)]
+    red = red.sort_values("sent").drop_duplicates(["customer_id", "offer_id", "ts"], keep="last")
+    used = red.drop_duplicates(["customer_id", "sent"])
+    usable_c = contacts["ts"] + P.OFFER_VALID_DAYS <= data.history_end
+    offer_use = float(len(used[used["sent"] + P.OFFER_VALID_DAYS <= data.history_end]) / max(int(usable_c.sum()), 1))
+    first = pur.groupby("customer_id")["ts"].min()
+    eligible = first[first < data.history_end - 30]
+    nxt = pur.merge(eligible.rename("first"), left_on="customer_id", right_index=True)
+    again = nxt[(nxt["ts"] >= np.floor(nxt["first"]) + 1) & (nxt["ts"] < nxt["first"] + 30)]["customer_id"].nunique()
+    day = np.floor(pur["ts"].to_numpy()).astype(np.int64)
+    weekend = day % 7 >= 5
+    n_days = np.bincount(np.arange(int(np.ceil(data.history_end))) % 7 >= 5, minlength=2)
+    ratio = (weekend.sum() / n_days[1]) / ((~weekend).sum() / n_days[0])
+    return {"conversion_7d_after_contact": conversion, "offer_use": offer_use,
+            "repurchase_30d": float(again / max(len(eligible), 1)), "weekend_weekday_ratio": float(ratio),
+            "redemption_delay_median_days": float(np.median(red["ts"] - red["sent"])) if len(red) else float("nan"),
+            "response_window_conversion": float(data.outcomes["purchased"].mean())}
