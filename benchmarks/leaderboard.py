@@ -118,8 +118,14 @@ def hillstrom(arm: str, outcome: str, tasks: tuple[str, ...] = ("response", "tar
 
 
 DATASETS: dict[str, Dataset] = {
-    "synthetic": Dataset(("data=synthetic",), ("targeting", "response", "purchase", "ranking"),
+    # the market world (the default); its purchase task at rolling points every 14 days, where cycles matter
+    "synthetic": Dataset(("data=synthetic", "data.options.world=market"), ("targeting", "response", "purchase",
+                                                                            "ranking"),
+                         task_overrides={"purchase": ("+data.view_options.points_every_days=14", "data.split=time")},
                          quick_overrides=("data.options.n_customers=3000",)),
+    "synthetic_snapshot": Dataset(("data=synthetic", "data.options.world=snapshot"),
+                                  ("targeting", "response", "purchase", "ranking"),
+                                  quick_overrides=("data.options.n_customers=3000",)),
     "hillstrom_any_visit": hillstrom("any", "visit", ensemble_tasks=("response",)),
     "hillstrom_any_conversion": hillstrom("any", "conversion"),
     "hillstrom_mens_visit": hillstrom("mens", "visit"),
@@ -1234,6 +1240,8 @@ def parse_args(argv=None):
     parser.add_argument("--tasks", default=None, help="comma-separated subset of targeting,response,purchase,ranking")
     parser.add_argument("--methods", default=None, help="comma-separated method names (tuned rows follow them)")
     parser.add_argument("--fresh", action="store_true", help="delete this mode's cell cache first")
+    parser.add_argument("--name", default=None, help="results file name under benchmarks/results (default "
+                        "leaderboard, or leaderboard_quick); another name leaves docs/benchmarks.md alone")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="threads of torch, OpenMP (scikit-learn) and BLAS (default: every core)")
     parser.add_argument("--docs", action="store_true", help="also regenerate docs/benchmarks.md in --quick")
@@ -1334,7 +1342,7 @@ def main(argv=None) -> dict:
     args.cells_cached = sum(bool(r.get("cached")) for r in cells)
     args.cells_run = len(cells) - args.cells_cached
     args.load_end = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    name = f"{NAME}_quick" if args.quick else NAME
+    name = args.name or (f"{NAME}_quick" if args.quick else NAME)
     tuning = {(d, t): res["tuning"] for d, by_task in records.items() for t, res in by_task.items() if res["tuning"]}
 
     summary_rows = leaderboard_summary(summaries)
@@ -1373,7 +1381,7 @@ def main(argv=None) -> dict:
         path = write_results(name, "Leaderboard: deepromo models vs baselines on every dataset", sections, result,
                              command=command)
         print(f"wrote {path}")
-        if not args.quick or args.docs:
+        if (not args.quick or args.docs) and args.name is None:
             update_docs(summary_md, targets_table(targets), name, command=command)
             print(f"updated {DOCS_PAGE}")
     print(f"wall time {args.wall_s / 60:.1f} min")

@@ -96,7 +96,8 @@ def test_same_distribution_flags_nothing(trained, tmp_path):
     assert not table["drifted"].any() and summary["drift"]["drifted"] == []
     assert table["psi"].max() < 0.1
     assert (table["n_scored"] == len(trained["held_out"])).all()
-    assert table.loc[table["kind"] == "numeric", "ks_pvalue"].min() > 0.01
+    numeric = table.loc[table["kind"] == "numeric", "ks_pvalue"]
+    assert numeric.min() > 0.01 / len(numeric)  # Bonferroni: one test per feature, all on the same distribution
     assert summary["drift"]["mlflow_run_id"] is None  # no run active, no tracking URI given
     written = pd.read_csv(tmp_path / "customers_scores.drift.csv")
     assert written["feature"].tolist() == table["feature"].tolist()

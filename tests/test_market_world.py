@@ -140,6 +140,6 @@ def test_bad_structures_raise(structures, needle):
 
 def test_snapshot_world_takes_no_structures():
     with pytest.raises(UserInputError, match="world='market'"):
-        generate_world(100, seed=0, world="snapshot", structures={"cycles": True})
+        generate_world(100, seed=0, world="snapshot", structures={"cycles": False})
     with pytest.raises(UserInputError, match="world must be"):
         generate_world(100, seed=0, world="old")

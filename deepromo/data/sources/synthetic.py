@@ -88,10 +88,13 @@ def _is_int(x) -> bool:
 
 def _parse_structures(world, structures) -> MarketStructures:
     """The market's switches; the snapshot world has none (asking for some there is an error)."""
-    if world == "snapshot" and structures not in (None, False, "none"):
-        raise UserInputError(f"structures={structures!r} needs world='market'; the snapshot world (today's "
-                             "one-campaign world) has no market structures")
-    return MarketStructures.parse(False if world == "snapshot" else structures)
+    parsed = MarketStructures.parse(structures)
+    if world != "snapshot":
+        return parsed
+    if structures not in (None, False, "none") and parsed != MarketStructures():  # the config's defaults pass
+        raise UserInputError(f"structures={structures!r} needs world='market'; the snapshot world (the one-campaign "
+                             "world of deepromo 0.1) has no market structures")
+    return MarketStructures.parse(False)
 
 
 def _validate(cfg: SyntheticConfig) -> None:
