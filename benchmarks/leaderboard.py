@@ -965,7 +965,23 @@ def summarise_task(rows: dict, task: str, n_boot: int) -> dict:
             if rows[name]["kind"] == "model":
                 c["seeds_ahead"] = seeds_ahead(rows, name, best, metric)
         summary["comparisons"][metric] = comparisons
+    # every deepromo model against every plain baseline on the first primary metric (where it is ahead of which)
+    metric = PRIMARY[task][0]
+    models = [n for n, r in rows.items() if r["kind"] == "model"]
+    baselines = [n for n, s in summary["rows"].items() if s["kind"] == "baseline" and metric in s["metrics"]]
+    summary["versus_baselines"] = {}
+    for base in baselines:
+        for name, c in compare(rows, models, base, task, metric, n_boot).items():
+            summary["versus_baselines"].setdefault(name, {})[base] = {**c, "verdict": verdict(c["low"], c["high"])}
     return summary
+
+
+def versus_rows(summary: dict, task: str) -> list[dict]:
+    """One row per (deepromo model, baseline): Δ of the first primary metric with its paired 95 % CI."""
+    metric = PRIMARY[task][0]
+    return [{"model": name, "baseline": base, f"Δ {metric} [95% CI]": f"{c['diff']:+.3f} [{c['low']:+.3f}, "
+             f"{c['high']:+.3f}]", "verdict": c["verdict"]}
+            for name, by_base in summary.get("versus_baselines", {}).items() for base, c in by_base.items()]
 
 
 def fmt(mean: float, sd: float | None = None, digits: int = 3) -> str:
@@ -1356,6 +1372,10 @@ def main(argv=None) -> dict:
         rows, columns = table_rows(summary, task)
         best = ", ".join(f"{m}: {b}" for m, b in summary["best_baseline"].items()) or "none"
         body = f"Best baseline — {best}.\n\n" + markdown_table(rows, columns)
+        versus = versus_rows(summary, task)
+        if versus:
+            body += "\n\nEach deepromo model against each baseline (paired, same seeds and test rows):\n\n" + \
+                markdown_table(versus)
         if not args.no_write:
             path = plot_task(summary, task, f"{dataset} / {task}", RESULTS_DIR / f"{name}_{dataset}_{task}.png")
             if path:
