@@ -155,3 +155,37 @@ def engagement_probability(e: np.ndarray, p_caused: np.ndarray, caused: np.ndarr
     e_hi = 1.0 - (1.0 - e) ** 3
     e_lo = np.clip((e - p_caused * e_hi) / np.maximum(1.0 - p_caused, 1e-12), 0.0, 1.0)
     return np.where(caused, e_hi, e_lo)
+
+
+def campaign_offer_ids(rng: np.random.Generator, treated: np.ndarray, lvl_idx: np.ndarray, nz_levels: np.ndarray,
+                       offer_face: np.ndarray) -> np.ndarray:
+    """[n] the catalogue offer each treated customer was sent: one with the face value nearest its incentive level,
+    drawn uniformly (-1 for control). Draws one uniform per customer."""
+    offer_id = np.full(treated.size, -1, dtype=np.int64)
+    u_off = rng.random(treated.size)
+    for li, lv in enumerate(nz_levels):  # loop over incentive levels, vectorised over customers
+        sel = treated & (lvl_idx == li)
+        near = offer_face[np.argmin(np.abs(offer_face - lv))]
+        cand = np.flatnonzero(offer_face == near)
+        offer_id[sel] = cand[(u_off[sel] * cand.size).astype(np.int64)]
+    return offer_id
+
+
+def campaign_tables(rng: np.random.Generator, history_end: float, treated, incentive, propensity, p_treat,
+                    offer_id, engaged, purchased, revenue) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The exposures table (one campaign row per customer, ts just after ``history_end``) and the outcomes table."""
+    n = treated.size
+    cust_id = np.arange(n, dtype=np.int64)
+    exposures = pd.DataFrame({
+        "customer_id": cust_id,
+        "ts": history_end + EXPOSURE_MAX_OFFSET * rng.random(n),
+        "treatment": treated.astype(np.int8),
+        "incentive": incentive.astype(np.float64),
+        "propensity": propensity.astype(np.float64),
+        "propensity_treat": p_treat.astype(np.float64),
+        "offer_id": offer_id,
+        "engaged": engaged.astype(np.int8),
+    })
+    outcomes = pd.DataFrame({"customer_id": cust_id, "purchased": purchased.astype(np.int8),
+                             "revenue": revenue.astype(np.float64)})
+    return exposures, outcomes

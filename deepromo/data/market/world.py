@@ -122,28 +122,11 @@ def generate_market_world(cfg, structures: MarketStructures) -> CanonicalData:
     revenue = np.where(purchased, np.round(basket * np.exp(0.25 * rng.standard_normal(n) - 0.03125), 2), 0.0)
 
     # the campaign's offer: the catalogue offer with the nearest face value (the coupon's identity for the graph)
-    offer_id = np.full(n, -1, dtype=np.int64)
-    u_off = rng.random(n)
-    for li, lv in enumerate(nz_levels):
-        sel = treated & (lvl_idx == li)
-        near = catalogue.offer_face[np.argmin(np.abs(catalogue.offer_face - lv))]
-        cand = np.flatnonzero(catalogue.offer_face == near)
-        offer_id[sel] = cand[(u_off[sel] * cand.size).astype(np.int64)]
-
+    offer_id = S.campaign_offer_ids(rng, treated, lvl_idx, nz_levels, catalogue.offer_face)
     cust_id = np.arange(n, dtype=np.int64)
     customers = S.customers_table(drawn)
-    exposures = pd.DataFrame({
-        "customer_id": cust_id,
-        "ts": H + S.EXPOSURE_MAX_OFFSET * rng.random(n),
-        "treatment": treated.astype(np.int8),
-        "incentive": incentive.astype(np.float64),
-        "propensity": propensity.astype(np.float64),
-        "propensity_treat": p_treat.astype(np.float64),
-        "offer_id": offer_id,
-        "engaged": engaged.astype(np.int8),
-    })
-    outcomes = pd.DataFrame({"customer_id": cust_id, "purchased": purchased.astype(np.int8),
-                             "revenue": revenue.astype(np.float64)})
+    exposures, outcomes = S.campaign_tables(rng, H, treated, incentive, propensity, p_treat, offer_id, engaged,
+                                            purchased, revenue)
     products = pd.DataFrame({
         "product_id": np.arange(prod_cat.size, dtype=np.int64),
         "category": np.asarray(catalogue.categories, dtype=object)[prod_cat],

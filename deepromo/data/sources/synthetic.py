@@ -20,8 +20,8 @@ import pandas as pd
 
 from deepromo.data.errors import UserInputError
 from deepromo.data.market.customers import (
-    CATEGORIES, CATEGORY_PRICE, ENGAGE_INACTIVE, ENGAGE_PROMPTED, EXPOSURE_MAX_OFFSET, N_BRANDS,
-    OFFER_TIMINGS, OFFER_TYPES, _categorical_rows, age_category_weights, customers_table, draw_customers,
+    CATEGORIES, CATEGORY_PRICE, ENGAGE_INACTIVE, ENGAGE_PROMPTED, N_BRANDS, OFFER_TIMINGS, OFFER_TYPES,
+    _categorical_rows, age_category_weights, campaign_offer_ids, campaign_tables, customers_table, draw_customers,
     engagement_probability, log_campaign,
 )
 from deepromo.data.market.params import MarketStructures
@@ -484,14 +484,7 @@ def _generate(cfg: SyntheticConfig) -> CanonicalData:
     treated, lvl_idx, incentive, propensity, p_treat = log_campaign(rng, cfg, n, nz_levels, n_purch, n_views,
                                                                      n_clicks)
     # offer with the matching face value (nearest if the catalogue has none)
-    offer_id = np.full(n, -1, dtype=np.int64)
-    u_off = rng.random(n)
-    for li, lv in enumerate(nz_levels):  # loop over incentive levels, vectorised over customers
-        sel = treated & (lvl_idx == li)
-        faces = offers["face_value"].to_numpy()
-        near = faces[np.argmin(np.abs(faces - lv))]
-        cand = np.flatnonzero(faces == near)
-        offer_id[sel] = cand[(u_off[sel] * cand.size).astype(np.int64)]
+    offer_id = campaign_offer_ids(rng, treated, lvl_idx, nz_levels, offers["face_value"].to_numpy())
 
     # ---------------- true response curves and outcomes ----------------
     act = np.where(churned, CHURNED_FACTOR, 1.0)
@@ -520,21 +513,8 @@ def _generate(cfg: SyntheticConfig) -> CanonicalData:
 
     cust_id = np.arange(n, dtype=np.int64)
     customers = customers_table(drawn)
-    exposures = pd.DataFrame({
-        "customer_id": cust_id,
-        "ts": H + EXPOSURE_MAX_OFFSET * rng.random(n),
-        "treatment": treated.astype(np.int8),
-        "incentive": incentive.astype(np.float64),
-        "propensity": propensity.astype(np.float64),
-        "propensity_treat": p_treat.astype(np.float64),
-        "offer_id": offer_id,
-        "engaged": engaged.astype(np.int8),
-    })
-    outcomes = pd.DataFrame({
-        "customer_id": cust_id,
-        "purchased": purchased.astype(np.int8),
-        "revenue": revenue.astype(np.float64),
-    })
+    exposures, outcomes = campaign_tables(rng, H, treated, incentive, propensity, p_treat, offer_id, engaged,
+                                          purchased, revenue)
     truth_cols = {
         "customer_id": cust_id,
         "intent": pd.Categorical.from_codes(intent, categories=list(INTENTS)),
