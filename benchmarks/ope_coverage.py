@@ -22,7 +22,9 @@ from common import markdown_table, write_results  # noqa: E402
 
 from deepromo.sim import MarketEnv  # noqa: E402
 from deepromo.sim.env import OBSERVATION_FEATURES  # noqa: E402
-from deepromo.sim.logs import estimate_policy_value, log_decisions, true_policy_value  # noqa: E402
+from deepromo.sim.logs import (  # noqa: E402
+    estimate_policy_value, fit_reward_model, log_decisions, true_policy_value,
+)
 from deepromo.sim.policies import InactivityRulePolicy, ScorePolicy, UniformPolicy  # noqa: E402
 
 REWARD_DAYS = 14
@@ -54,10 +56,12 @@ def one_repetition(seed: int, customers: int, structures=None) -> list[dict]:
     actions = candidate_actions(env)
     logging = UniformPolicy(actions)
     log = log_decisions(env, logging, REWARD_DAYS, seed=seed)
+    reward_model = fit_reward_model(log, len(actions), seed=seed)  # one fit serves every target
     rows = []
     for name, policy in targets(actions).items():
         truth = true_policy_value(env, policy, REWARD_DAYS, replications=4, seed=10_000 + seed)
-        for estimator, e in estimate_policy_value(log, policy, logging, env, seed=seed).items():
+        for estimator, e in estimate_policy_value(log, policy, logging, env, seed=seed,
+                                                            reward_model=reward_model).items():
             rows.append({"seed": seed, "target": name, "estimator": estimator, "truth": truth["value"],
                          "truth_se": truth["se"], "value": e["value"], "se": e["se"], "low": e["low"],
                          "high": e["high"], "covered": bool(e["low"] <= truth["value"] <= e["high"])})

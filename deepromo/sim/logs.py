@@ -95,9 +95,11 @@ def fit_reward_model(log: pd.DataFrame, n_actions: int, folds: int = 5, seed: in
 
 
 def estimate_policy_value(log: pd.DataFrame, target: Policy, logging: Policy, env: MarketEnv,
-                          confidence: float = 0.95, seed: int = 0) -> dict:
+                          confidence: float = 0.95, seed: int = 0, reward_model: np.ndarray | None = None) -> dict:
     """IPS, SNIPS and doubly robust estimates (``deepromo.metrics.ope``) of ``target``'s value from a log of
-    ``logging`` (:func:`log_decisions`); both policies must choose among the same candidate actions."""
+    ``logging`` (:func:`log_decisions`); both policies must choose among the same candidate actions.
+    reward_model: ``fit_reward_model(log, K, seed=seed)`` when several targets are judged on one log (it does not
+    depend on the target); None fits it here."""
     from deepromo.metrics.ope import expected_under, off_policy_value, target_probability_of
 
     if not np.array_equal(target.actions, logging.actions):
@@ -106,7 +108,7 @@ def estimate_policy_value(log: pd.DataFrame, target: Policy, logging: Policy, en
     obs = log[list(OBSERVATION_FEATURES)].to_numpy(dtype=np.float32)
     probs = target.probabilities(obs, env)
     index = log["action_index"].to_numpy()
-    q = fit_reward_model(log, target.actions.size, seed=seed)
+    q = fit_reward_model(log, target.actions.size, seed=seed) if reward_model is None else reward_model
     estimates = off_policy_value(
         log["reward"].to_numpy(), log["propensity"].to_numpy(), target_probability_of(index, probs),
         reward_model_logged=q[np.arange(len(log)), index], reward_model_target=expected_under(probs, q),
